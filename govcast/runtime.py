@@ -1,0 +1,122 @@
+"""Wiring from settings to the core: offices, core config, channels, worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from sqlalchemy import select
+
+from channels.base import ChannelRegistry
+from channels.website import WebsiteChannel
+from govcast.settings import Settings
+from publisher.config import CoreConfig
+from publisher.db import Database
+from publisher.media import MediaStore
+from publisher.models import Office
+from publisher.retry import RetryPolicy
+from publisher.views import snapshot_loader
+from publisher.worker import Worker, WorkerOptions
+
+
+def core_config(settings: Settings) -> CoreConfig:
+    """The core's view of the settings."""
+    targets: dict[str, list[str]] = {settings.office.key: ["website"]}
+    for key in settings.offices:
+        targets[key] = ["website"]
+    for key, account in settings.wechat.accounts.items():
+        targets[account.office or settings.office.key].append(f"wechat:{key}")
+    for key, weibo in settings.weibo.accounts.items():
+        targets[weibo.office or settings.office.key].append(f"weibo:{key}")
+    return CoreConfig(
+        website_base_url=settings.website.base_url,
+        timezone=settings.office.zone,
+        review_steps=settings.workflow.review_steps,
+        max_body_chars=settings.workflow.max_body_chars,
+        quiet_hours_start=settings.queue.quiet_hours_start,
+        quiet_hours_end=settings.queue.quiet_hours_end,
+        targets_by_office={k: tuple(v) for k, v in targets.items()},
+    )
+
+
+def media_store(settings: Settings) -> MediaStore:
+    """The media store under the data folder."""
+    return MediaStore(settings.data_dir / "media", settings.storage.max_upload_bytes)
+
+
+def database(settings: Settings) -> Database:
+    """The database handle for the configured URL."""
+    return Database(
+        settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
+    )
+
+
+async def sync_offices(db: Database, settings: Settings) -> None:
+    """Make the offices table match the configured offices (insert or rename)."""
+    wanted = {settings.office.key: (settings.office.name, settings.office.org_code)}
+    for key, office in settings.offices.items():
+        wanted[key] = (office.name, office.org_code)
+    async with db.transaction() as session:
+        existing = {o.key: o for o in (await session.execute(select(Office))).scalars()}
+        for key, (name, org_code) in wanted.items():
+            office = existing.get(key)
+            if office is None:
+                session.add(Office(key=key, name=name, org_code=org_code))
+            else:
+                office.name = name
+                office.org_code = org_code
+
+
+def build_channels(
+    settings: Settings, db: Database, http: aiohttp.ClientSession
+) -> ChannelRegistry:
+    """The channel registry of this deployment, listed explicitly."""
+    registry = ChannelRegistry([WebsiteChannel(db)])
+    for factory in _social_channel_factories():
+        channel = factory(settings, db, http)
+        if channel is not None:
+            registry.register(channel)
+    return registry
+
+
+def _social_channel_factories() -> list[Any]:
+    # The social adapters register themselves here, one line each, explicitly.
+    factories: list[Any] = []
+    try:
+        from channels.wechat import build as build_wechat
+
+        factories.append(build_wechat)
+    except ImportError:
+        pass
+    try:
+        from channels.weibo import build as build_weibo
+
+        factories.append(build_weibo)
+    except ImportError:
+        pass
+    return factories
+
+
+def build_worker(
+    settings: Settings, db: Database, registry: ChannelRegistry, store: MediaStore
+) -> Worker:
+    """A delivery worker over the registry."""
+    queue_settings = settings.queue
+    return Worker(
+        db,
+        registry,  # type: ignore[arg-type]
+        snapshot_loader(db, core_config(settings), store),
+        policy=RetryPolicy(
+            base_seconds=queue_settings.backoff_base_seconds,
+            max_seconds=queue_settings.backoff_max_seconds,
+            max_attempts=queue_settings.max_attempts,
+        ),
+        options=WorkerOptions(
+            lease_seconds=queue_settings.lease_seconds,
+            concurrency=queue_settings.concurrency,
+            batch_size=queue_settings.batch_size,
+            poll_interval=queue_settings.poll_interval_seconds,
+            shutdown_grace=settings.server.shutdown_grace_seconds,
+        ),
+        rate_limits=registry.rate_limits(),
+    )

@@ -1,0 +1,325 @@
+"""The delivery worker: claims due deliveries, calls the channels, records the outcome.
+
+Any number of workers may run in any number of processes; the queue's claims decide who
+does what. A worker keeps its leases alive while calls are in flight and, when asked to
+stop, stops claiming and lets in-flight calls finish within a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+
+from publisher import queue, workflow
+from publisher.db import Database
+from publisher.models import Delivery, DeliveryAction, DeliveryState
+from publisher.orm import utcnow
+from publisher.outcomes import (
+    ConfigurationError,
+    DeliveryContext,
+    DeliveryError,
+    PermanentError,
+    Receipt,
+    TransientError,
+)
+from publisher.queue import Claimed, RateLimit
+from publisher.retry import RetryPolicy
+from publisher.snapshot import PublicationSnapshot
+
+log = logging.getLogger("govcast.worker")
+
+
+class ChannelPort(Protocol):
+    """The part of a channel adapter the worker calls (see channels.base.Channel)."""
+
+    name: str
+
+    def rate_limits_for(self, account: str) -> Any: ...
+    def render(self, publication: PublicationSnapshot, account: str) -> Any: ...
+    async def publish(self, rendition: Any, ctx: DeliveryContext) -> Receipt: ...
+    async def find(
+        self, publication: PublicationSnapshot, ctx: DeliveryContext
+    ) -> Receipt | None: ...
+    async def retract(self, publication: PublicationSnapshot, ctx: DeliveryContext) -> Receipt: ...
+    async def update(self, rendition: Any, ctx: DeliveryContext) -> Receipt: ...
+    async def push(self, rendition: Any, ctx: DeliveryContext) -> Receipt: ...
+
+
+SnapshotLoader = Callable[[int], Awaitable[PublicationSnapshot]]
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Tuning of one worker."""
+
+    lease_seconds: float = 60.0
+    concurrency: int = 32
+    batch_size: int = 32
+    poll_interval: float = 0.2
+    shutdown_grace: float = 10.0
+
+
+def new_worker_id() -> str:
+    """host:pid:random — unique per worker, readable in the delivery board."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Drains the delivery queue through the registered channels."""
+
+    def __init__(
+        self,
+        db: Database,
+        channels: Mapping[str, ChannelPort],
+        load_snapshot: SnapshotLoader,
+        *,
+        policy: RetryPolicy | None = None,
+        options: WorkerOptions | None = None,
+        rate_limits: Mapping[tuple[str, str], Any] | None = None,
+        worker_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.channels = channels
+        self.load_snapshot = load_snapshot
+        self.policy = policy or RetryPolicy()
+        self.options = options or WorkerOptions()
+        self.rate_limits: Mapping[tuple[str, str], tuple[RateLimit, ...]] = rate_limits or {}
+        self.worker_id = worker_id or new_worker_id()
+        self.rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._inflight: dict[int, tuple[Claimed, asyncio.Task[None]]] = {}
+        self.processed = 0
+
+    def wake(self) -> None:
+        """Look at the queue now (new work was just enqueued in this process)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then drain within the grace period."""
+        heartbeat = asyncio.create_task(self._heartbeat(stop))
+        try:
+            while not stop.is_set():
+                free = self.options.concurrency - len(self._inflight)
+                claimed: list[Claimed] = []
+                if free > 0:
+                    try:
+                        claimed = await queue.claim(
+                            self.db,
+                            worker_id=self.worker_id,
+                            limit=min(free, self.options.batch_size),
+                            lease_seconds=self.options.lease_seconds,
+                            rate_limits=self.rate_limits,
+                            channels=list(self.channels),
+                        )
+                    except Exception:  # the database went away: wait and try again
+                        log.exception("claim failed", extra={"worker": self.worker_id})
+                        await _sleep_or(stop, 1.0)
+                        continue
+                for row in claimed:
+                    task = asyncio.create_task(self._process(row))
+                    self._inflight[row.id] = (row, task)
+                    task.add_done_callback(lambda _t, i=row.id: self._inflight.pop(i, None))
+                if claimed and len(claimed) == min(free, self.options.batch_size):
+                    continue  # more may be waiting: claim again at once
+                await self._idle(stop)
+        finally:
+            await self._drain()
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def run_until_idle(self, max_rounds: int = 10_000) -> int:
+        """Process everything due now, then return the number processed (tests, CLI)."""
+        start = self.processed
+        for _ in range(max_rounds):
+            claimed = await queue.claim(
+                self.db,
+                worker_id=self.worker_id,
+                limit=self.options.batch_size,
+                lease_seconds=self.options.lease_seconds,
+                rate_limits=self.rate_limits,
+                channels=list(self.channels),
+            )
+            if not claimed:
+                break
+            await asyncio.gather(*(self._process(row) for row in claimed))
+        return self.processed - start
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        tasks = [task for _, task in self._inflight.values()]
+        if len(self._inflight) >= self.options.concurrency and tasks:
+            waiters.extend(asyncio.ensure_future(asyncio.shield(t)) for t in tasks[:1])
+        try:
+            await asyncio.wait(
+                waiters, timeout=self.options.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            self._wake.clear()
+
+    async def _drain(self) -> None:
+        if not self._inflight:
+            return
+        tasks = [task for _, task in self._inflight.values()]
+        _done, pending = await asyncio.wait(tasks, timeout=self.options.shutdown_grace)
+        for task in pending:
+            # Mid-call: the outcome is unknown. The lease runs out and the next claim
+            # reconciles through the channel's `find`, so nothing is posted twice.
+            task.cancel()
+        if pending:
+            log.warning(
+                "stopped with calls in flight; they will be reconciled",
+                extra={"worker": self.worker_id, "deliveries": len(pending)},
+            )
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        interval = max(0.5, self.options.lease_seconds / 3)
+        while not stop.is_set():
+            await _sleep_or(stop, interval)
+            rows = [row for row, _ in list(self._inflight.values())]
+            if not rows:
+                continue
+            try:
+                async with self.db.transaction() as session:
+                    await session.execute(
+                        update(Delivery)
+                        .where(
+                            Delivery.id.in_([r.id for r in rows]),
+                            Delivery.lease_owner == self.worker_id,
+                            Delivery.state == DeliveryState.SENDING.value,
+                        )
+                        .values(lease_expires_at=utcnow() + _seconds(self.options.lease_seconds))
+                    )
+            except Exception:
+                log.exception("lease heartbeat failed", extra={"worker": self.worker_id})
+
+    async def _process(self, claimed: Claimed) -> None:
+        extra = {
+            "delivery_id": claimed.id,
+            "publication_id": claimed.publication_id,
+            "channel": claimed.channel,
+            "account": claimed.account,
+            "action": claimed.action,
+            "attempt": claimed.attempts,
+        }
+        try:
+            receipt = await self._attempt(claimed)
+        except asyncio.CancelledError:
+            raise
+        except DeliveryError as error:
+            await self._failed(claimed, error, extra)
+        except Exception as exc:  # a bug or an unexpected platform answer
+            log.exception("delivery raised unexpectedly", extra=extra)
+            await self._failed(claimed, TransientError(f"unexpected error: {exc!r}"[:500]), extra)
+        else:
+            await self._record(claimed, receipt, extra)
+        finally:
+            self.processed += 1
+
+    async def _attempt(self, claimed: Claimed) -> Receipt:
+        channel = self.channels.get(claimed.channel)
+        if channel is None:
+            raise ConfigurationError(f"no channel {claimed.channel!r} is configured here")
+        publication = await self.load_snapshot(claimed.publication_id)
+        ctx = await self._context(claimed)
+        if claimed.needs_reconcile:
+            found = await channel.find(publication, ctx)
+            if found is not None:
+                log.info("reconciled: already delivered", extra={"delivery_id": claimed.id})
+                return found
+        action = claimed.action
+        if action == DeliveryAction.RETRACT.value:
+            return await channel.retract(publication, ctx)
+        rendition = channel.render(publication, claimed.account)
+        if action == DeliveryAction.PUBLISH.value:
+            return await channel.publish(rendition, ctx)
+        if action == DeliveryAction.UPDATE.value:
+            return await channel.update(rendition, ctx)
+        if action == DeliveryAction.PUSH.value:
+            return await channel.push(rendition, ctx)
+        raise PermanentError(f"unknown delivery action {action!r}")
+
+    async def _context(self, claimed: Claimed) -> DeliveryContext:
+        remote_id: str | None = None
+        remote_receipt: dict[str, Any] = {}
+        if claimed.action != DeliveryAction.PUBLISH.value:
+            async with self.db.sessions() as session:
+                row = (
+                    await session.execute(
+                        select(Delivery.remote_id, Delivery.receipt).where(
+                            Delivery.publication_id == claimed.publication_id,
+                            Delivery.channel == claimed.channel,
+                            Delivery.account == claimed.account,
+                            Delivery.action == DeliveryAction.PUBLISH.value,
+                        )
+                    )
+                ).first()
+            if row is not None:
+                remote_id, remote_receipt = row.remote_id, dict(row.receipt or {})
+        return DeliveryContext(
+            delivery_id=claimed.id,
+            publication_id=claimed.publication_id,
+            account=claimed.account,
+            action=claimed.action,
+            attempt=claimed.attempts,
+            idempotency_key=f"govcast-{claimed.publication_id}-{claimed.id}",
+            remote_id=remote_id,
+            remote_receipt=remote_receipt,
+            revision=claimed.revision,
+        )
+
+    async def _record(self, claimed: Claimed, receipt: Receipt, extra: dict[str, Any]) -> None:
+        async with self.db.transaction() as session:
+            if not await queue.complete(session, claimed, receipt):
+                log.warning("lease lost before completion was recorded", extra=extra)
+                return
+            if claimed.action == DeliveryAction.PUBLISH.value and not receipt.pending:
+                await workflow.mark_published_if_settled(session, claimed.publication_id)
+        log.info(
+            "delivered",
+            extra={**extra, "remote_id": receipt.remote_id, "pending": receipt.pending},
+        )
+
+    async def _failed(self, claimed: Claimed, error: DeliveryError, extra: dict[str, Any]) -> None:
+        extra = {**extra, "error_kind": error.kind, "error_code": error.code}
+        async with self.db.transaction() as session:
+            if isinstance(error, TransientError) and not self.policy.exhausted(claimed.attempts):
+                delay = self.policy.delay(claimed.attempts, self.rng, error.retry_after)
+                await queue.retry_later(session, claimed, error, delay)
+                log.warning(
+                    "delivery failed, will retry", extra={**extra, "retry_in": round(delay, 2)}
+                )
+                return
+            reason = (
+                f"gave up after {claimed.attempts} attempts"
+                if isinstance(error, TransientError)
+                else ""
+            )
+            await queue.dead_letter(session, claimed, error, reason=reason)
+            if claimed.action == DeliveryAction.PUBLISH.value:
+                await workflow.mark_published_if_settled(session, claimed.publication_id)
+        log.error("delivery dead-lettered", extra={**extra, "error": error.message[:300]})
+
+
+async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def _seconds(value: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=value)
