@@ -45,12 +45,16 @@ def create_app(settings: Settings, roles: Iterable[str] = ALL_ROLES) -> web.Appl
 def _add_web_packages(app: web.Application, settings: Settings) -> None:
     # Every web package is listed here explicitly; each adds its own routes.
     from bot import web as bot_web
+    from bot.cases import web as cases_web
     from console import web as console_web
+    from reports import web as reports_web
     from website import web as website_web
 
     website_web.setup(app)
     bot_web.setup(app)
+    cases_web.setup(app)
     console_web.setup(app)
+    reports_web.setup(app)
     if settings.sandbox.enabled:
         from sandbox import web as sandbox_web
 
@@ -107,9 +111,20 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     scheduler.shutdown(wait=False)
 
 
+# Modules that may define `ticks(app) -> list[Tick]`, listed explicitly.
+TICK_MODULES = ("website.web", "bot.web", "bot.cases.web", "reports.web", "sandbox.web")
+
+
 def _extra_ticks(app: web.Application) -> list[ticks.Tick]:
-    # Packages contribute their periodic ticks explicitly through `ticks(app)` functions.
+    # Packages contribute their periodic ticks explicitly through `ticks(app)` functions;
+    # channels through a `ticks()` method.
+    import importlib
+
     found: list[ticks.Tick] = []
+    for name in TICK_MODULES:
+        provide_module = getattr(importlib.import_module(name), "ticks", None)
+        if provide_module is not None:
+            found.extend(provide_module(app))
     registry = app[keys.CHANNELS]
     for channel in getattr(registry, "values", lambda: [])():
         provide = getattr(channel, "ticks", None)

@@ -95,7 +95,16 @@ def _server_args(parser: argparse.ArgumentParser) -> None:
 def _extension_registrars() -> list[Callable[[Any], None]]:
     # Commands owned by other packages, listed explicitly (no import scanning).
     registrars: list[Callable[[Any], None]] = []
-    for module_name in ("website.cli", "bot.cli", "console.cli", "govcast.ops_cli"):
+    for module_name in (
+        "website.cli",
+        "bot.cli",
+        "bot.cases.cli",
+        "console.cli",
+        "reports.cli",
+        "sandbox.cli",
+        "channels.cli",
+        "govcast.ops_cli",
+    ):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -10,9 +10,12 @@ from publisher.orm import Base
 MODEL_MODULES = (
     "publisher.models",
     "channels.models",
+    "website.models",
     "sandbox.models",
     "bot.models",
+    "bot.cases.models",
     "console.models",
+    "reports.models",
 )
 
 for _name in MODEL_MODULES:
