@@ -10,6 +10,7 @@ from publisher.orm import Base
 MODEL_MODULES = (
     "publisher.models",
     "channels.models",
+    "channels.token_models",
     "website.models",
     "sandbox.models",
     "bot.models",
@@ -26,3 +27,14 @@ for _name in MODEL_MODULES:
             raise
 
 metadata = Base.metadata
+
+# Tables created by raw SQL in migrations (full-text indexes and their shadow tables) that
+# have no model; Alembic's comparison must leave them alone. Matched by name prefix.
+UNMANAGED_TABLE_PREFIXES: tuple[str, ...] = ("website_search_fts",)
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic filter: skip unmanaged raw-SQL tables."""
+    if type_ == "table" and name and reflected and compare_to is None:
+        return not name.startswith(UNMANAGED_TABLE_PREFIXES)
+    return True

@@ -267,7 +267,7 @@ def _env_overlay(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX) or name in _SOURCE_VARS:
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        if not all(parts):
+        if not all(re.fullmatch(r"[a-z0-9][a-z0-9_\-]*", part) for part in parts):
             raise SettingsError(name, "malformed variable name (use GOVCAST_SECTION__KEY)")
         node = overlay
         for part in parts[:-1]:
