@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import text
 
+from channels.base import ChannelRegistry
 from govcast import keys, runtime
 from govcast import scheduler as ticks
 from govcast.settings import Settings
@@ -83,12 +84,9 @@ async def _channels(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _worker(app: web.Application) -> AsyncIterator[None]:
-    worker = runtime.build_worker(
-        app[keys.SETTINGS],
-        app[keys.DB],
-        app[keys.CHANNELS],
-        app[keys.MEDIA],  # type: ignore[arg-type]
-    )
+    registry = app[keys.CHANNELS]
+    assert isinstance(registry, ChannelRegistry)
+    worker = runtime.build_worker(app[keys.SETTINGS], app[keys.DB], registry, app[keys.MEDIA])
     app[keys.WORKER] = worker
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop), name="delivery-worker")

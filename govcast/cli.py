@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_submit.add_argument("id", type=int)
     p_submit.add_argument("--as", dest="as_user")
 
+    sub.add_parser("demo", help="load clearly marked sample data into an empty database")
+
     for register in _extension_registrars():
         register(sub)
     return parser
@@ -311,7 +313,17 @@ def _publication_show(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from govcast import demo, migrate
+
+    migrate.upgrade(settings.database_url)
+    for line in asyncio.run(demo.load_demo(settings)):
+        print(line)
+    return 0
+
+
 _COMMANDS: dict[str, Command] = {
+    "demo": _demo,
     "serve": _serve,
     "web": _web,
     "worker": _worker,

@@ -54,8 +54,8 @@ def database(settings: Settings) -> Database:
 async def sync_offices(db: Database, settings: Settings) -> None:
     """Make the offices table match the configured offices (insert or rename)."""
     wanted = {settings.office.key: (settings.office.name, settings.office.org_code)}
-    for key, office in settings.offices.items():
-        wanted[key] = (office.name, office.org_code)
+    for key, extra in settings.offices.items():
+        wanted[key] = (extra.name, extra.org_code)
     async with db.transaction() as session:
         existing = {o.key: o for o in (await session.execute(select(Office))).scalars()}
         for key, (name, org_code) in wanted.items():

@@ -33,7 +33,9 @@ metadata = Base.metadata
 UNMANAGED_TABLE_PREFIXES: tuple[str, ...] = ("website_search_fts",)
 
 
-def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
     """Alembic filter: skip unmanaged raw-SQL tables."""
     if type_ == "table" and name and reflected and compare_to is None:
         return not name.startswith(UNMANAGED_TABLE_PREFIXES)

@@ -162,7 +162,8 @@ def publication_from_fields(fields: dict[str, Any], *, max_body_chars: int) -> P
         for target in channels:
             if not _TARGET.match(target):
                 raise ValidationError(
-                    "channels", f"{target!r} is not a target like website, wechat:<account> or weibo:<account>"
+                    "channels",
+                    f"{target!r} is not a target like website, wechat:<account>, weibo:<account>",
                 )
         channels = list(dict.fromkeys(channels))
     basis = fields.get("solicitation_basis")

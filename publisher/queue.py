@@ -116,7 +116,7 @@ async def enqueue(
         )
     )
     result = await session.execute(stmt)
-    return bool(result.rowcount)
+    return _rowcount(result) > 0
 
 
 async def cancel_pending(session: AsyncSession, publication_id: int, actions: Iterable[str]) -> int:
@@ -130,7 +130,7 @@ async def cancel_pending(session: AsyncSession, publication_id: int, actions: It
         )
         .values(state=DeliveryState.CANCELLED.value, updated_at=utcnow())
     )
-    return result.rowcount or 0
+    return _rowcount(result)
 
 
 async def reschedule_pending(
@@ -146,7 +146,7 @@ async def reschedule_pending(
         )
         .values(not_before=not_before, priority=priority, updated_at=utcnow())
     )
-    return result.rowcount or 0
+    return _rowcount(result)
 
 
 # --- claim ---------------------------------------------------------------------------------
@@ -357,7 +357,7 @@ async def complete(session: AsyncSession, claimed: Claimed, receipt: Receipt) ->
             updated_at=now,
         )
     )
-    return bool(result.rowcount)
+    return _rowcount(result) > 0
 
 
 async def retry_later(
@@ -378,7 +378,7 @@ async def retry_later(
             updated_at=now,
         )
     )
-    return bool(result.rowcount)
+    return _rowcount(result) > 0
 
 
 async def dead_letter(
@@ -399,7 +399,7 @@ async def dead_letter(
             updated_at=now,
         )
     )
-    if not result.rowcount:
+    if not _rowcount(result):
         return False
     session.add(
         Alert(
@@ -428,7 +428,7 @@ async def release(session: AsyncSession, claimed: Claimed) -> bool:
             updated_at=utcnow(),
         )
     )
-    return bool(result.rowcount)
+    return _rowcount(result) > 0
 
 
 async def extend_lease(db: Database, claimed: Claimed, lease_seconds: float) -> bool:
@@ -439,7 +439,7 @@ async def extend_lease(db: Database, claimed: Claimed, lease_seconds: float) -> 
             .where(_held(claimed), Delivery.state == DeliveryState.SENDING.value)
             .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
         )
-        return bool(result.rowcount)
+        return _rowcount(result) > 0
 
 
 async def settle_confirming(
@@ -499,7 +499,7 @@ async def retry_dead(session: AsyncSession, delivery_id: int) -> bool:
             updated_at=utcnow(),
         )
     )
-    return bool(result.rowcount)
+    return _rowcount(result) > 0
 
 
 # --- inspection ----------------------------------------------------------------------------
@@ -545,6 +545,11 @@ async def publish_states(session: AsyncSession, publication_id: int) -> dict[str
     for state, count in result.all():
         counts[state] = count
     return dict(counts)
+
+
+def _rowcount(result: Any) -> int:
+    # UPDATE/INSERT results are cursor results; their rowcount is what we need.
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _describe(error: DeliveryError) -> str:

@@ -16,7 +16,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(0, attempt - 1))
+        ceiling = min(self.max_seconds, self.base_seconds * 2.0 ** max(0, attempt - 1))
         # "Equal jitter": keeps the growth visible while spreading a herd of retries apart.
         delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
         if retry_after is not None and retry_after > delay:

@@ -38,7 +38,8 @@ async def snapshot_of(
             .order_by(PublicationMedia.position)
         )
     ).all()
-    images, attachments = [], []
+    images: list[MediaRef] = []
+    attachments: list[MediaRef] = []
     for link, media in rows:
         ref = MediaRef(
             media_id=media.id,

@@ -127,9 +127,7 @@ class Worker:
                         await _sleep_or(stop, 1.0)
                         continue
                 for row in claimed:
-                    task = asyncio.create_task(self._process(row))
-                    self._inflight[row.id] = (row, task)
-                    task.add_done_callback(lambda _t, i=row.id: self._inflight.pop(i, None))
+                    self._start(row)
                 if claimed and len(claimed) == min(free, self.options.batch_size):
                     continue  # more may be waiting: claim again at once
                 await self._idle(stop)
@@ -138,6 +136,15 @@ class Worker:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+
+    def _start(self, row: Claimed) -> None:
+        task = asyncio.create_task(self._process(row))
+        self._inflight[row.id] = (row, task)
+
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._inflight.pop(row.id, None)
+
+        task.add_done_callback(forget)
 
     async def run_until_idle(self, max_rounds: int = 10_000) -> int:
         """Process everything due now, then return the number processed (tests, CLI)."""
@@ -157,7 +164,10 @@ class Worker:
         return self.processed - start
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._wake.wait()),
+        ]
         tasks = [task for _, task in self._inflight.values()]
         if len(self._inflight) >= self.options.concurrency and tasks:
             waiters.extend(asyncio.ensure_future(asyncio.shield(t)) for t in tasks[:1])

@@ -65,8 +65,16 @@ def test_secrets_file_outside_the_repository(tmp_path: Path) -> None:
         ({"GOVCAST_SERVER__PORT": "eighty"}, "server.port", "must be an integer"),
         ({"GOVCAST_SERVER__PORT": "70000"}, "server.port", "between 1 and 65535"),
         ({"GOVCAST_WORKFLOW__REVIEW_STEPS": "4"}, "workflow.review_steps", "1, 2 or 3"),
-        ({"GOVCAST_WECHAT__ACCOUNTS__MAIN__MODE": "secret"}, "wechat.accounts.main.mode", "must be one of"),
-        ({"GOVCAST_WECHAT__ACCOUNTS__MAIN__ENCODING_AES_KEY": "short"}, "wechat.accounts.main.encoding_aes_key", "43 characters"),
+        (
+            {"GOVCAST_WECHAT__ACCOUNTS__MAIN__MODE": "secret"},
+            "wechat.accounts.main.mode",
+            "must be one of",
+        ),
+        (
+            {"GOVCAST_WECHAT__ACCOUNTS__MAIN__ENCODING_AES_KEY": "short"},
+            "wechat.accounts.main.encoding_aes_key",
+            "43 characters",
+        ),
         ({"GOVCAST_OFFICE__TIMEZONE": "Mars/Olympus"}, "office.timezone", "unknown time zone"),
         ({"GOVCAST_OFFICE__ORG_CODE": "123"}, "office.org_code", "18-character"),
         ({"GOVCAST_DATABASE__URL": "mysql://x"}, "database.url", "must start with"),
@@ -74,7 +82,11 @@ def test_secrets_file_outside_the_repository(tmp_path: Path) -> None:
         ({"GOVCAST_SANDBOX__ENABLED": "maybe"}, "sandbox.enabled", "true or false"),
         ({"GOVCAST_QUEUE__QUIET_HOURS_END": "25:00"}, "queue.quiet_hours_end", "HH:MM"),
         ({"GOVCAST_WEBSITE__BASE_URL": "ftp://x"}, "website.base_url", "http(s)"),
-        ({"GOVCAST_WEIBO__ACCOUNTS__X__APP_KEY": "1"}, "weibo.accounts.x.safe_domain", "safe domain"),
+        (
+            {"GOVCAST_WEIBO__ACCOUNTS__X__APP_KEY": "1"},
+            "weibo.accounts.x.safe_domain",
+            "safe domain",
+        ),
         ({"GOVCAST__PORT": "1"}, "GOVCAST__PORT", "malformed"),
     ],
 )
@@ -89,9 +101,9 @@ def test_bad_values_name_the_key(env: dict[str, str], key: str, problem: str) ->
     "content,key",
     [
         ("[server\nport = 1", "config"),
-        ("[server]\nport = \"x\"", "server.port"),
+        ('[server]\nport = "x"', "server.port"),
         ("server = 3", "server"),
-        ("[wechat.accounts.MAIN]\napp_id = \"x\"", "wechat.accounts.MAIN"),
+        ('[wechat.accounts.MAIN]\napp_id = "x"', "wechat.accounts.MAIN"),
     ],
 )
 def test_bad_config_files(tmp_path: Path, content: str, key: str) -> None:
@@ -107,13 +119,41 @@ def test_a_bad_configuration_stops_start_up_with_exit_code_2_and_one_line(tmp_pa
     env["GOVCAST_SERVER__PORT"] = "not-a-port"
     result = subprocess.run(
         [sys.executable, "-m", "govcast.cli", "serve"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines == ["govcast: configuration error: server.port: must be an integer, not 'not-a-port'"]
+    assert lines == [
+        "govcast: configuration error: server.port: must be an integer, not 'not-a-port'"
+    ]
     missing = subprocess.run(
-        [sys.executable, "-m", "govcast.cli", "--config", str(tmp_path / "nope.toml"), "db", "upgrade"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "govcast.cli",
+            "--config",
+            str(tmp_path / "nope.toml"),
+            "db",
+            "upgrade",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert missing.returncode == 2 and "file not found" in missing.stderr
+
+
+def test_lists_from_file_and_environment(tmp_path: Path) -> None:
+    from govcast.settings import _coerce
+
+    assert _coerce(tuple[str, ...], ["a", "b"], "x") == ("a", "b")
+    with pytest.raises(SettingsError, match=r"x\[1\]: must be a string"):
+        _coerce(tuple[str, ...], ["a", 2], "x")
+    with pytest.raises(SettingsError, match="must be a list"):
+        _coerce(tuple[str, ...], "a", "x")

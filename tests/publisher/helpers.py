@@ -65,7 +65,11 @@ async def approve_through(
     """Submit and pass every review step with different reviewers."""
     async with db.transaction() as session:
         await workflow.submit(session, publication_id, audit.CLI, now=now)
-    steps = {1: ["approver"], 2: ["reviewer1", "approver"], 3: ["reviewer1", "reviewer2", "approver"]}
+    steps = {
+        1: ["approver"],
+        2: ["reviewer1", "approver"],
+        3: ["reviewer1", "reviewer2", "approver"],
+    }
     publication = None
     for name in steps[config.review_steps]:
         async with db.transaction() as session:

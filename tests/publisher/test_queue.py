@@ -67,7 +67,9 @@ async def test_worker_killed_between_sending_and_commit_is_reconciled_not_repost
     db: Database, staff_members: dict[str, StaffMember], tmp_path: Path
 ) -> None:
     config = core(targets=("website", "fake:main"))
-    draft = await create_draft(db, config, staff_members["editor"], channels=["website", "fake:main"])
+    draft = await create_draft(
+        db, config, staff_members["editor"], channels=["website", "fake:main"]
+    )
     await approve_through(db, config, staff_members, draft.id)
     channel = fake()
     channel.crash_after_effect = 1
@@ -87,7 +89,9 @@ async def test_worker_killed_between_sending_and_commit_is_reconciled_not_repost
     assert channel.remote.posts  # the post is live on the platform
 
     # Before the lease runs out nobody may touch the row.
-    assert await queue.claim(db, worker_id="other", limit=10, lease_seconds=5, channels=["fake"]) == []
+    assert (
+        await queue.claim(db, worker_id="other", limit=10, lease_seconds=5, channels=["fake"]) == []
+    )
     await asyncio.sleep(0.4)
     survivor = make_worker(db, config, [channel], tmp_path, worker_id="survivor")
     assert await survivor.run_until_idle() >= 1
@@ -136,7 +140,9 @@ async def test_transient_failures_retry_with_growing_delays_then_succeed(
     from publisher.retry import RetryPolicy
 
     config = core(targets=("website", "fake:main"))
-    draft = await create_draft(db, config, staff_members["editor"], channels=["website", "fake:main"])
+    draft = await create_draft(
+        db, config, staff_members["editor"], channels=["website", "fake:main"]
+    )
     await approve_through(db, config, staff_members, draft.id)
     channel = fake()
     channel.script = [TransientError("busy", code=-1)] * 3 + [None]
@@ -168,7 +174,9 @@ async def test_retry_after_is_honoured(
     db: Database, staff_members: dict[str, StaffMember], tmp_path: Path
 ) -> None:
     config = core(targets=("website", "fake:main"))
-    draft = await create_draft(db, config, staff_members["editor"], channels=["website", "fake:main"])
+    draft = await create_draft(
+        db, config, staff_members["editor"], channels=["website", "fake:main"]
+    )
     await approve_through(db, config, staff_members, draft.id)
     channel = fake()
     channel.script = [TransientError("rate limited", code=10023, retry_after=600)]
@@ -183,7 +191,9 @@ async def test_permanent_failure_dead_letters_with_an_alert(
     db: Database, staff_members: dict[str, StaffMember], tmp_path: Path
 ) -> None:
     config = core(targets=("website", "fake:main"))
-    draft = await create_draft(db, config, staff_members["editor"], channels=["website", "fake:main"])
+    draft = await create_draft(
+        db, config, staff_members["editor"], channels=["website", "fake:main"]
+    )
     await approve_through(db, config, staff_members, draft.id)
     channel = fake()
     channel.script = [PermanentError("content rejected by review", code=4)]
@@ -209,12 +219,18 @@ async def test_transient_errors_give_up_after_max_attempts(
     from publisher.retry import RetryPolicy
 
     config = core(targets=("website", "fake:main"))
-    draft = await create_draft(db, config, staff_members["editor"], channels=["website", "fake:main"])
+    draft = await create_draft(
+        db, config, staff_members["editor"], channels=["website", "fake:main"]
+    )
     await approve_through(db, config, staff_members, draft.id)
     channel = fake()
     channel.script = [TransientError("timeout")] * 10
     worker = make_worker(
-        db, config, [channel], tmp_path, policy=RetryPolicy(base_seconds=0.001, max_seconds=0.002, max_attempts=3)
+        db,
+        config,
+        [channel],
+        tmp_path,
+        policy=RetryPolicy(base_seconds=0.001, max_seconds=0.002, max_attempts=3),
     )
     for _ in range(10):
         await worker.run_until_idle()
@@ -234,7 +250,9 @@ async def test_scheduled_items_wait_for_their_time(
     draft = await create_draft(db, config, staff_members["editor"], publish_at=later.isoformat())
     publication = await approve_through(db, config, staff_members, draft.id)
     assert publication.state == "scheduled"
-    assert publication.published_at == later.replace(microsecond=publication.published_at.microsecond)
+    assert publication.published_at == later.replace(
+        microsecond=publication.published_at.microsecond
+    )
     assert await queue.claim(db, worker_id="w", limit=10, lease_seconds=5) == []
     async with db.transaction() as session:
         assert await workflow.release_due(session) == 0
@@ -258,7 +276,9 @@ async def test_rate_limits_are_respected_at_claim_time(
         for _ in range(5):
             publication = await workflow.create(session, config, office, sample(), audit.CLI)
             ids.append(publication.id)
-            await queue.enqueue(session, publication_id=publication.id, channel="weibo", account="main")
+            await queue.enqueue(
+                session, publication_id=publication.id, channel="weibo", account="main"
+            )
     limits = {("weibo", "main"): (RateLimit(count=2, per_seconds=3600),)}
     first = await queue.claim(db, worker_id="w", limit=10, lease_seconds=5, rate_limits=limits)
     assert len(first) == 2
@@ -280,11 +300,14 @@ async def test_urgent_items_jump_the_queue(
 ) -> None:
     config = core(targets=("website",))
     ordinary = [
-        await create_draft(db, config, staff_members["editor"], channels=["website"]) for _ in range(3)
+        await create_draft(db, config, staff_members["editor"], channels=["website"])
+        for _ in range(3)
     ]
     for draft in ordinary:
         await approve_through(db, config, staff_members, draft.id)
-    urgent = await create_draft(db, config, staff_members["editor"], channels=["website"], urgent=True)
+    urgent = await create_draft(
+        db, config, staff_members["editor"], channels=["website"], urgent=True
+    )
     await approve_through(db, config, staff_members, urgent.id)
     [first] = await queue.claim(db, worker_id="w", limit=1, lease_seconds=5)
     assert first.publication_id == urgent.id and first.priority == 100
@@ -301,7 +324,10 @@ async def test_withdrawal_retracts_everywhere_and_cancels_what_has_not_gone(
     await worker.run_until_idle()
     async with db.transaction() as session:
         await workflow.withdraw(
-            session, draft.id, staff_members["approver"].actor(), reason="错误数据",
+            session,
+            draft.id,
+            staff_members["approver"].actor(),
+            reason="错误数据",
             member=staff_members["approver"],
         )
     await worker.run_until_idle()
@@ -316,7 +342,10 @@ async def test_withdrawal_retracts_everywhere_and_cancels_what_has_not_gone(
     await approve_through(db, config, staff_members, second.id)
     async with db.transaction() as session:
         await workflow.withdraw(
-            session, second.id, staff_members["approver"].actor(), reason="撤回",
+            session,
+            second.id,
+            staff_members["approver"].actor(),
+            reason="撤回",
             member=staff_members["approver"],
         )
     await worker.run_until_idle()
@@ -338,8 +367,12 @@ async def test_correction_updates_every_channel_reached(
     await worker.run_until_idle()
     async with db.transaction() as session:
         corrected = await workflow.correct(
-            session, config, draft.id, sample(title="更正：关于医保缴费的通知"),
-            staff_members["approver"], reason="标题有误",
+            session,
+            config,
+            draft.id,
+            sample(title="更正：关于医保缴费的通知"),
+            staff_members["approver"],
+            reason="标题有误",
         )
     assert corrected.version == 2
     await worker.run_until_idle()
@@ -358,13 +391,22 @@ async def test_push_waits_for_quiet_hours_unless_urgent(
     config = core(targets=("website", "wechat:main"))
     night = datetime(2030, 3, 4, 23, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
     quiet = await create_draft(
-        db, config, staff_members["editor"], channels=["website", "wechat:main"], push=True,
+        db,
+        config,
+        staff_members["editor"],
+        channels=["website", "wechat:main"],
+        push=True,
         publish_at=night.isoformat(),
     )
     await approve_through(db, config, staff_members, quiet.id)
     urgent = await create_draft(
-        db, config, staff_members["editor"], channels=["website", "wechat:main"], push=True,
-        urgent=True, publish_at=night.isoformat(),
+        db,
+        config,
+        staff_members["editor"],
+        channels=["website", "wechat:main"],
+        push=True,
+        urgent=True,
+        publish_at=night.isoformat(),
     )
     await approve_through(db, config, staff_members, urgent.id)
     pushes = {d.publication_id: d for d in await _deliveries(db) if d.action == "push"}

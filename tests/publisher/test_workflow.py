@@ -19,7 +19,14 @@ from tests.publisher.helpers import approve_through, core, create_draft, sample
 Members = dict[str, StaffMember]
 
 
-async def _review(db: Database, pid: int, member: StaffMember, approve: bool = True, comment: str = "ok", steps: int = 3) -> Publication:
+async def _review(
+    db: Database,
+    pid: int,
+    member: StaffMember,
+    approve: bool = True,
+    comment: str = "ok",
+    steps: int = 3,
+) -> Publication:
     async with db.transaction() as session:
         return await workflow.review(
             session, core(review_steps=steps), pid, member, approve=approve, comment=comment
@@ -31,7 +38,9 @@ async def _submit(db: Database, pid: int) -> None:
         await workflow.submit(session, pid, audit.CLI)
 
 
-async def test_three_steps_record_reviewer_time_and_comment(db: Database, staff_members: Members) -> None:
+async def test_three_steps_record_reviewer_time_and_comment(
+    db: Database, staff_members: Members
+) -> None:
     draft = await create_draft(db, core(), staff_members["editor"])
     await _submit(db, draft.id)
     first = await _review(db, draft.id, staff_members["reviewer1"], comment="文字无误")
@@ -43,7 +52,10 @@ async def test_three_steps_record_reviewer_time_and_comment(db: Database, staff_
     assert re.fullmatch(r"11340000MB0000000X/\d{6}-00001", final.index_number or "")
     async with db.sessions() as session:
         reviews = list((await session.execute(select(Review).order_by(Review.step))).scalars())
-        actions = [a.action for a in (await session.execute(select(AuditEntry).order_by(AuditEntry.id))).scalars()]
+        actions = [
+            a.action
+            for a in (await session.execute(select(AuditEntry).order_by(AuditEntry.id))).scalars()
+        ]
     assert [(r.step, r.reviewer_id, r.comment) for r in reviews] == [
         (1, staff_members["reviewer1"].user_id, "文字无误"),
         (2, staff_members["reviewer2"].user_id, "事实依据充分"),
@@ -51,13 +63,19 @@ async def test_three_steps_record_reviewer_time_and_comment(db: Database, staff_
     ]
     assert all(r.decided_at is not None for r in reviews)
     assert actions == [
-        "publication.create", "publication.submit", "publication.approve_step",
-        "publication.approve_step", "publication.approve_step", "publication.approve",
+        "publication.create",
+        "publication.submit",
+        "publication.approve_step",
+        "publication.approve_step",
+        "publication.approve_step",
+        "publication.approve",
     ]
 
 
 @pytest.mark.parametrize("steps,sequence", [(1, ["approver"]), (2, ["reviewer1", "approver"])])
-async def test_configurable_number_of_steps(db: Database, staff_members: Members, steps: int, sequence: list[str]) -> None:
+async def test_configurable_number_of_steps(
+    db: Database, staff_members: Members, steps: int, sequence: list[str]
+) -> None:
     config = core(review_steps=steps)
     draft = await create_draft(db, config, staff_members["editor"])
     await _submit(db, draft.id)
@@ -77,7 +95,9 @@ async def test_nobody_approves_their_own_draft(db: Database, staff_members: Memb
         await _review(db, draft.id, approver, steps=1)
 
 
-async def test_each_step_needs_the_right_role_and_a_different_person(db: Database, staff_members: Members) -> None:
+async def test_each_step_needs_the_right_role_and_a_different_person(
+    db: Database, staff_members: Members
+) -> None:
     draft = await create_draft(db, core(), staff_members["editor"])
     await _submit(db, draft.id)
     with pytest.raises(PermissionDenied, match="reviewer"):
@@ -93,23 +113,35 @@ async def test_each_step_needs_the_right_role_and_a_different_person(db: Databas
         await _review(db, draft.id, staff_members["reviewer1"])
     async with db.sessions() as session:
         publication = await session.get(Publication, draft.id)
-    assert publication is not None and publication.review_step == 2 and publication.state == "in_review"
+    assert (
+        publication is not None
+        and publication.review_step == 2
+        and publication.state == "in_review"
+    )
 
 
-async def test_rejection_returns_the_draft_with_its_reason(db: Database, staff_members: Members) -> None:
+async def test_rejection_returns_the_draft_with_its_reason(
+    db: Database, staff_members: Members
+) -> None:
     draft = await create_draft(db, core(), staff_members["editor"])
     await _submit(db, draft.id)
     await _review(db, draft.id, staff_members["reviewer1"])
     with pytest.raises(ValidationError, match="reason"):
         await _review(db, draft.id, staff_members["reviewer2"], approve=False, comment="  ")
-    rejected = await _review(db, draft.id, staff_members["reviewer2"], approve=False, comment="文号有误")
+    rejected = await _review(
+        db, draft.id, staff_members["reviewer2"], approve=False, comment="文号有误"
+    )
     assert rejected.state == "draft" and rejected.review_step == 0
     assert rejected.rejection_reason == "文号有误"
     # After editing and resubmitting, review starts again at the first step.
     async with db.transaction() as session:
         edited = await workflow.edit(
-            session, core(), draft.id, sample(document_number="示医保〔2026〕3号"),
-            staff_members["editor"].actor(), member=staff_members["editor"],
+            session,
+            core(),
+            draft.id,
+            sample(document_number="示医保〔2026〕3号"),
+            staff_members["editor"].actor(),
+            member=staff_members["editor"],
         )
     assert edited.version == 2
     await _submit(db, draft.id)
@@ -117,13 +149,19 @@ async def test_rejection_returns_the_draft_with_its_reason(db: Database, staff_m
     assert again.review_step == 1
 
 
-@pytest.mark.parametrize("action", ["review", "edit_in_review", "withdraw_draft", "submit_twice", "correct_draft"])
-async def test_illegal_transitions_are_refused(db: Database, staff_members: Members, action: str) -> None:
+@pytest.mark.parametrize(
+    "action", ["review", "edit_in_review", "withdraw_draft", "submit_twice", "correct_draft"]
+)
+async def test_illegal_transitions_are_refused(
+    db: Database, staff_members: Members, action: str
+) -> None:
     draft = await create_draft(db, core(), staff_members["editor"])
     async with db.transaction() as session:
         if action == "review":
             with pytest.raises(WorkflowError, match="not in review"):
-                await workflow.review(session, core(), draft.id, staff_members["reviewer1"], approve=True)
+                await workflow.review(
+                    session, core(), draft.id, staff_members["reviewer1"], approve=True
+                )
         elif action == "edit_in_review":
             await workflow.submit(session, draft.id, audit.CLI)
             with pytest.raises(WorkflowError, match="only drafts can be edited"):
@@ -160,7 +198,9 @@ async def test_withdrawing_twice_is_refused(db: Database, staff_members: Members
             await workflow.withdraw(session, draft.id, audit.CLI, reason="错误")
 
 
-async def test_publication_date_can_never_be_in_the_past(db: Database, staff_members: Members) -> None:
+async def test_publication_date_can_never_be_in_the_past(
+    db: Database, staff_members: Members
+) -> None:
     past = (utcnow() - timedelta(days=1)).isoformat()
     with pytest.raises(ValidationError, match="past"):
         await create_draft(db, core(), staff_members["editor"], publish_at=past)
@@ -168,7 +208,9 @@ async def test_publication_date_can_never_be_in_the_past(db: Database, staff_mem
     async with db.transaction() as session:
         with pytest.raises(ValidationError, match="past"):
             await workflow.schedule(
-                session, draft.id, staff_members["editor"],
+                session,
+                draft.id,
+                staff_members["editor"],
                 publish_at=utcnow() - timedelta(hours=3),
             )
     # A schedule that lapses while in review must be set again before approval.
@@ -181,7 +223,11 @@ async def test_publication_date_can_never_be_in_the_past(db: Database, staff_mem
     with pytest.raises(ValidationError, match="has passed"):
         async with db.transaction() as session:
             await workflow.review(
-                session, core(), draft.id, staff_members["approver"], approve=True,
+                session,
+                core(),
+                draft.id,
+                staff_members["approver"],
+                approve=True,
                 now=soon + timedelta(minutes=10),
             )
     async with db.sessions() as session:
@@ -191,7 +237,9 @@ async def test_publication_date_can_never_be_in_the_past(db: Database, staff_mem
     assert publication.state == "in_review" and publication.review_step == 2
 
 
-async def test_index_numbers_are_sequential_unique_and_never_change(db: Database, staff_members: Members) -> None:
+async def test_index_numbers_are_sequential_unique_and_never_change(
+    db: Database, staff_members: Members
+) -> None:
     config = core()
     numbers = []
     for _ in range(3):
@@ -202,9 +250,16 @@ async def test_index_numbers_are_sequential_unique_and_never_change(db: Database
     assert len(set(numbers)) == 3
     # A correction keeps the catalog identity.
     async with db.transaction() as session:
-        first = (await session.execute(select(Publication).where(Publication.index_number == numbers[0]))).scalar_one()
+        first = (
+            await session.execute(select(Publication).where(Publication.index_number == numbers[0]))
+        ).scalar_one()
         corrected = await workflow.correct(
-            session, config, first.id, sample(title="更正后的标题"), staff_members["approver"], reason="标题"
+            session,
+            config,
+            first.id,
+            sample(title="更正后的标题"),
+            staff_members["approver"],
+            reason="标题",
         )
     assert corrected.index_number == numbers[0]
 
@@ -218,19 +273,28 @@ async def test_every_edit_is_kept_as_a_version(db: Database, staff_members: Memb
             )
     async with db.sessions() as session:
         versions = list(
-            (await session.execute(
-                select(PublicationVersion).where(PublicationVersion.publication_id == draft.id)
-                .order_by(PublicationVersion.version)
-            )).scalars()
+            (
+                await session.execute(
+                    select(PublicationVersion)
+                    .where(PublicationVersion.publication_id == draft.id)
+                    .order_by(PublicationVersion.version)
+                )
+            ).scalars()
         )
     assert [(v.version, v.snapshot["title"]) for v in versions] == [
-        (1, "关于2026年城乡居民医保集中缴费的通知"), (2, "第二稿"), (3, "第三稿"),
+        (1, "关于2026年城乡居民医保集中缴费的通知"),
+        (2, "第二稿"),
+        (3, "第三稿"),
     ]
 
 
-async def test_channels_must_be_configured_and_include_the_website(db: Database, staff_members: Members) -> None:
+async def test_channels_must_be_configured_and_include_the_website(
+    db: Database, staff_members: Members
+) -> None:
     with pytest.raises(ValidationError, match="not configured"):
-        await create_draft(db, core(), staff_members["editor"], channels=["website", "weibo:nosuch"])
+        await create_draft(
+            db, core(), staff_members["editor"], channels=["website", "weibo:nosuch"]
+        )
     with pytest.raises(ValidationError, match="website is required"):
         await create_draft(db, core(), staff_members["editor"], channels=["fake:main"])
 
