@@ -94,3 +94,4 @@ def configure(settings: Settings, stream: Any = None) -> None:
     root.setLevel(settings.logging.level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -22,6 +23,10 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, target: str = "heads") -> None:
     """Apply every pending migration of every branch."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        # A fresh machine has no data folder yet.
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), target)
 
 
