@@ -149,8 +149,13 @@ async def test_transient_failures_retry_with_growing_delays_then_succeed(
     policy = RetryPolicy(base_seconds=0.05, max_seconds=10, max_attempts=6)
     worker = make_worker(db, config, [channel], tmp_path, policy=policy)
     delays = []
+    row_due = utcnow()
     for _ in range(20):
-        await worker.run_until_idle()
+        # One attempt per round: claim exactly the due row and process it.
+        await asyncio.sleep(max(0.0, (row_due - utcnow()).total_seconds()) + 0.01)
+        claimed = await queue.claim(db, worker_id=worker.worker_id, limit=1, lease_seconds=30, channels=["fake"])
+        if claimed:
+            await worker._process(claimed[0])
         [row] = [d for d in await _deliveries(db, draft.id) if d.channel == "fake"]
         if row.state == "done":
             break
