@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from channels.base import ChannelRegistry
-from govcast import keys, runtime
+from govcast import keys, metrics, runtime
 from govcast import scheduler as ticks
 from govcast.settings import Settings
 
@@ -47,6 +47,7 @@ def _add_web_packages(app: web.Application, settings: Settings) -> None:
     # Every web package is listed here explicitly; each adds its own routes.
     from bot import web as bot_web
     from bot.cases import web as cases_web
+    from bot.comments import web as comments_web
     from console import web as console_web
     from reports import web as reports_web
     from website import web as website_web
@@ -56,6 +57,7 @@ def _add_web_packages(app: web.Application, settings: Settings) -> None:
     cases_web.setup(app)
     console_web.setup(app)
     reports_web.setup(app)
+    comments_web.setup(app)  # after the console: it extends the console's templates
     if settings.sandbox.enabled:
         from sandbox import web as sandbox_web
 
@@ -87,6 +89,7 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
     registry = app[keys.CHANNELS]
     assert isinstance(registry, ChannelRegistry)
     worker = runtime.build_worker(app[keys.SETTINGS], app[keys.DB], registry, app[keys.MEDIA])
+    worker.channels = metrics.instrument_channels(worker.channels)
     app[keys.WORKER] = worker
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop), name="delivery-worker")
@@ -110,7 +113,14 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
 
 
 # Modules that may define `ticks(app) -> list[Tick]`, listed explicitly.
-TICK_MODULES = ("website.web", "bot.web", "bot.cases.web", "reports.web", "sandbox.web")
+TICK_MODULES = (
+    "website.web",
+    "bot.web",
+    "bot.cases.web",
+    "bot.comments.web",
+    "reports.web",
+    "sandbox.web",
+)
 
 
 def _extra_ticks(app: web.Application) -> list[ticks.Tick]:
@@ -160,5 +170,6 @@ def _add_operations(app: web.Application) -> None:
         )
 
     app.router.add_get("/healthz", healthz)
+    metrics.setup(app, keys.DB)
     app.router.add_get("/readyz", readyz)
     app.router.add_get(r"/media/{sha:[0-9a-f]{64}}/{name}", media)

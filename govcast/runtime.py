@@ -9,6 +9,8 @@ from sqlalchemy import select
 
 from channels.base import ChannelRegistry
 from channels.website import WebsiteChannel
+from channels.wechat import build as build_wechat
+from channels.weibo import build as build_weibo
 from govcast.settings import Settings
 from publisher.config import CoreConfig
 from publisher.db import Database
@@ -17,6 +19,7 @@ from publisher.models import Office
 from publisher.retry import RetryPolicy
 from publisher.views import snapshot_loader
 from publisher.worker import Worker, WorkerOptions
+from reports.lists import content_checks
 
 
 def core_config(settings: Settings) -> CoreConfig:
@@ -36,7 +39,16 @@ def core_config(settings: Settings) -> CoreConfig:
         quiet_hours_start=settings.queue.quiet_hours_start,
         quiet_hours_end=settings.queue.quiet_hours_end,
         targets_by_office={k: tuple(v) for k, v in targets.items()},
+        content_checks=content_checks,
+        approval_rules=_solicitation_rule(settings),
     )
+
+
+def _solicitation_rule(settings: Settings) -> Any:
+    # Solicitation windows (>= 30 days / >= 7 working days) are checked at final approval.
+    from bot.cases import service, solicitations
+
+    return solicitations.approval_rule(service.load_calendar, settings.office.zone)
 
 
 def media_store(settings: Settings) -> MediaStore:
@@ -71,7 +83,9 @@ def build_channels(
     settings: Settings, db: Database, http: aiohttp.ClientSession
 ) -> ChannelRegistry:
     """The channel registry of this deployment, listed explicitly."""
-    registry = ChannelRegistry([WebsiteChannel(db)])
+    from website.export import change_hook
+
+    registry = ChannelRegistry([WebsiteChannel(db, on_change=change_hook(settings, db))])
     for factory in _social_channel_factories():
         channel = factory(settings, db, http)
         if channel is not None:
@@ -80,21 +94,8 @@ def build_channels(
 
 
 def _social_channel_factories() -> list[Any]:
-    # The social adapters register themselves here, one line each, explicitly.
-    factories: list[Any] = []
-    try:
-        from channels.wechat import build as build_wechat
-
-        factories.append(build_wechat)
-    except ImportError:
-        pass
-    try:
-        from channels.weibo import build as build_weibo
-
-        factories.append(build_weibo)
-    except ImportError:
-        pass
-    return factories
+    # The social adapters, one line each, explicitly.
+    return [build_wechat, build_weibo]
 
 
 def build_worker(

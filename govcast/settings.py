@@ -105,6 +105,8 @@ class WebsiteSettings:
     site_domain: str = "127.0.0.1"
     site_id_code: str = "3400000000"
     page_size: int = 20
+    # Static export folder kept current on every publish/correct/withdraw; empty = none.
+    export_dir: str = ""
 
 
 WechatMode = Literal["plain", "compatible", "safe"]
@@ -179,6 +181,77 @@ class SandboxSettings:
     seed: int = 20190701
     followers: int = 3000
     publish_delay_seconds: float = 1.0
+    # Where WeChat's pushes (citizen messages, PUBLISHJOBFINISH) go; empty: this server.
+    callback_base_url: str = ""
+    # WeChat account keys that are unverified (48001 on publishing) or subscription
+    # accounts (mass send 1/day), and accounts without the comment privilege (88000).
+    unverified_accounts: tuple[str, ...] = ()
+    subscription_accounts: tuple[str, ...] = ()
+    no_comment_accounts: tuple[str, ...] = ()
+    # Weibo OAuth token lifetime from its first use (a developer's own app: years).
+    weibo_token_lifetime_seconds: float = 5 * 365 * 86400.0
+    # How long WeChat waits for the callback before it drops the connection and retries.
+    callback_timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class CasesSettings:
+    """Citizens' cases: time limits in working days, reminders, intake limits."""
+
+    reply_working_days: int = 5
+    extension_working_days: int = 5
+    max_total_working_days: int = 15
+    max_months: int = 3
+    remind_working_days_before: int = 1
+    reject_reasons: tuple[str, ...] = ("无实质内容", "广告信息", "涉诉涉法", "重复留言", "不属于本机关职责")
+    departments: tuple[str, ...] = ("办公室", "政务公开科", "市民服务中心")
+    web_per_hour: int = 5
+    secret_key: Secret = _NO_SECRET
+    # Template message used for replies outside WeChat's 48-hour customer-service window.
+    wechat_template_id: str = ""
+    weibo_poll_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class MenuButtonSettings:
+    """One custom-menu button; a top button with ``sub`` buttons has no type of its own."""
+
+    name: str = ""
+    type: Literal["click", "view", ""] = ""
+    key: str = ""
+    url: str = ""
+    sub: Mapping[str, MenuButtonSettings] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """The WeChat callback: time budget, replay window, limits, retention, menu."""
+
+    reply_budget_seconds: float = 4.5
+    timestamp_window_seconds: float = 300.0
+    max_body_bytes: int = 64 * 1024
+    retention_days: int = 30
+    retry_wait_seconds: float = 1.0
+    keyword_cache_seconds: float = 5.0
+    search_results: int = 5
+    search_cache_seconds: float = 60.0
+    language: Literal["zh", "en"] = "zh"
+    # Template for deferred replies outside the 48-hour window (empty: none; they fail).
+    template_id: str = ""
+    menu: Mapping[str, MenuButtonSettings] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommentsSettings:
+    """The comments inbox: polling pace (newer items more often), retention, auto answers."""
+
+    retention_days: int = 365
+    poll_seconds: float = 60.0
+    fresh_days: float = 3.0
+    old_poll_seconds: float = 3600.0
+    threads_per_tick: int = 50
+    # Keyword rule ids whose answer is posted without a person (the office's choice).
+    auto_answer_rules: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,6 +275,9 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    cases: CasesSettings = field(default_factory=CasesSettings)
+    bot: BotSettings = field(default_factory=BotSettings)
+    comments: CommentsSettings = field(default_factory=CommentsSettings)
     # Where the file came from; relative paths in it are resolved against its folder.
     source: Path = DEFAULT_CONFIG
 
@@ -336,6 +412,13 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
                 )
             result[str(sub_key)] = _coerce(value_type, sub_value, f"{key}.{sub_key}")
         return types.MappingProxyType(result)
+    if origin is tuple:
+        item_type = get_args(tp)[0]
+        if from_env:
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            raise SettingsError(key, "must be a list")
+        return tuple(_coerce(item_type, item, f"{key}[{i}]") for i, item in enumerate(value))
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
@@ -454,8 +537,66 @@ def _validate(settings: Settings) -> None:
     positive("queue.concurrency", settings.queue.concurrency)
     positive("queue.backoff_base_seconds", settings.queue.backoff_base_seconds)
     positive("scheduler.tick_seconds", settings.scheduler.tick_seconds)
+    positive("sandbox.followers", settings.sandbox.followers)
+    positive("sandbox.callback_timeout_seconds", settings.sandbox.callback_timeout_seconds)
+    if settings.sandbox.publish_delay_seconds < 0:
+        raise SettingsError("sandbox.publish_delay_seconds", "must not be negative")
+    positive("comments.retention_days", settings.comments.retention_days)
+    positive("comments.poll_seconds", settings.comments.poll_seconds)
+    positive("comments.old_poll_seconds", settings.comments.old_poll_seconds)
+    positive("comments.threads_per_tick", settings.comments.threads_per_tick)
+    cases = settings.cases
+    positive("cases.reply_working_days", cases.reply_working_days)
+    positive("cases.max_months", cases.max_months)
+    positive("cases.web_per_hour", cases.web_per_hour)
+    if cases.extension_working_days < 0 or cases.remind_working_days_before < 0:
+        raise SettingsError("cases.extension_working_days", "must not be negative")
+    for name in ("reject_reasons", "departments"):
+        if not all(item.strip() for item in getattr(cases, name)):
+            raise SettingsError(f"cases.{name}", "entries must not be empty")
+    if cases.max_total_working_days < cases.reply_working_days:
+        raise SettingsError("cases.max_total_working_days", "must be at least reply_working_days")
+    _validate_bot(settings.bot)
     if settings.logging.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
+
+
+def _validate_bot(bot: BotSettings) -> None:
+    # WeChat's menu/create limits: 1-3 top buttons, 1-5 sub-buttons, name <= 16 bytes
+    # (sub-buttons 60), key <= 128 bytes, url <= 1,024 bytes.
+    if not 0 < bot.reply_budget_seconds < 5:
+        raise SettingsError("bot.reply_budget_seconds", "must be between 0 and 5 seconds")
+    for key in ("timestamp_window_seconds", "max_body_bytes", "retention_days", "search_results"):
+        if getattr(bot, key) <= 0:
+            raise SettingsError(f"bot.{key}", "must be greater than zero")
+    if len(bot.menu) > 3:
+        raise SettingsError("bot.menu", "has at most 3 top buttons")
+    for top_key, top in bot.menu.items():
+        _validate_button(f"bot.menu.{top_key}", top, 16)
+        if top.sub and top.type:
+            raise SettingsError(f"bot.menu.{top_key}.type", "must be empty with sub-buttons")
+        if len(top.sub) > 5:
+            raise SettingsError(f"bot.menu.{top_key}.sub", "has at most 5 sub-buttons")
+        for sub_key, sub in top.sub.items():
+            where = f"bot.menu.{top_key}.sub.{sub_key}"
+            _validate_button(where, sub, 60)
+            if sub.sub:
+                raise SettingsError(f"{where}.sub", "sub-buttons cannot have sub-buttons")
+            if not sub.type:
+                raise SettingsError(f"{where}.type", "must be click or view")
+
+
+def _validate_button(where: str, button: MenuButtonSettings, max_name: int) -> None:
+    if not button.name or len(button.name.encode()) > max_name:
+        raise SettingsError(f"{where}.name", f"must be 1-{max_name} bytes")
+    if not button.sub and not button.type:
+        raise SettingsError(f"{where}.type", "must be click or view (or have sub-buttons)")
+    if button.type == "click" and not 0 < len(button.key.encode()) <= 128:
+        raise SettingsError(f"{where}.key", "must be 1-128 bytes")
+    if button.type == "view" and not (
+        re.match(r"^https?://", button.url) and len(button.url.encode()) <= 1024
+    ):
+        raise SettingsError(f"{where}.url", "must be an http(s) URL of at most 1,024 bytes")
 
 
 def _validate_org_code(key: str, code: str) -> None:

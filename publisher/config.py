@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 
@@ -20,6 +21,12 @@ class CoreConfig:
     quiet_hours_end: time = time(7, 0)
     # Channel targets ("website", "wechat:main", ...) available to each office key.
     targets_by_office: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Content checks at final approval: (session, publication) -> findings, usually with
+    # the office's editable lists. None runs the list-free checks (publisher.checks).
+    content_checks: Callable[[Any, Any], Awaitable[Sequence[Any]]] | None = None
+    # Extra rules at final approval: (session, publication) -> None, raising ValidationError
+    # (e.g. a solicitation's minimum window, installed by the shell from bot.cases).
+    approval_rules: Callable[[Any, Any], Awaitable[None]] | None = None
 
     def item_url(self, index_number: str) -> str:
         """The public address of an item on the disclosure platform."""

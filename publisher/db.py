@@ -44,7 +44,15 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+            # Readers get their own engine with a plain (deferred) BEGIN: under WAL they
+            # never wait for the write lock that every read-write transaction takes.
+            self.read_engine: AsyncEngine = create_async_engine(parsed, **kwargs)
+            _configure_sqlite(self.read_engine, immediate=False)
+        else:
+            self.read_engine = self.engine
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # For reads only (hot paths such as the callback's filters and site search).
+        self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -65,9 +73,11 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, immediate: bool = True) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver so that BEGIN below is ours.
@@ -77,14 +87,17 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if not immediate:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
         # then writes can fail with SQLITE_BUSY that busy_timeout cannot wait out, and the
-        # queue's claim must be a serialized read-modify-write.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # queue's claim must be a serialized read-modify-write. Read-only engines use a
+        # deferred BEGIN (and query_only, so a stray write fails loudly).
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def null_pool_engine(url: str) -> AsyncEngine:

@@ -259,6 +259,8 @@ def _string_list(
         raise ValidationError(key, f"at most {limit} entries")
     items = [v.strip() for v in value if v.strip()]
     for item in items:
+        if "\x00" in item:
+            raise ValidationError(key, "contains a NUL character")
         if len(item) > item_limit:
             raise ValidationError(key, f"entries are at most {item_limit} characters")
     return items

@@ -449,18 +449,19 @@ async def settle_confirming(
     remote_id: str,
     receipt: Receipt | None,
     error: DeliveryError | None = None,
+    account: str | None = None,
 ) -> int | None:
     """Settle a ``confirming`` delivery from a platform event or a poll; returns its id."""
     now = utcnow()
-    row = (
-        await session.execute(
-            select(Delivery).where(
-                Delivery.channel == channel,
-                Delivery.remote_id == remote_id,
-                Delivery.state == DeliveryState.CONFIRMING.value,
-            )
-        )
-    ).scalar_one_or_none()
+    stmt = select(Delivery).where(
+        Delivery.channel == channel,
+        Delivery.remote_id == remote_id,
+        Delivery.state == DeliveryState.CONFIRMING.value,
+    )
+    if account is not None:
+        # Remote ids are unique per platform account only (e.g. WeChat publish_id).
+        stmt = stmt.where(Delivery.account == account)
+    row = (await session.execute(stmt)).scalars().first()
     if row is None:
         return None
     if error is not None:

@@ -98,6 +98,10 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
+        # Set when enough slots are free to make a claim worth its transaction: claiming
+        # one row per finished task would spend a whole claim transaction on each.
+        self._slots = asyncio.Event()
+        self._threshold = max(1, min(self.options.batch_size, self.options.concurrency) // 2)
         self._inflight: dict[int, tuple[Claimed, asyncio.Task[None]]] = {}
         self.processed = 0
 
@@ -112,7 +116,7 @@ class Worker:
             while not stop.is_set():
                 free = self.options.concurrency - len(self._inflight)
                 claimed: list[Claimed] = []
-                if free > 0:
+                if free >= self._threshold or (free > 0 and not self._inflight):
                     try:
                         claimed = await queue.claim(
                             self.db,
@@ -128,9 +132,14 @@ class Worker:
                         continue
                 for row in claimed:
                     self._start(row)
-                if claimed and len(claimed) == min(free, self.options.batch_size):
+                free_after = self.options.concurrency - len(self._inflight)
+                if (
+                    claimed
+                    and len(claimed) == min(free, self.options.batch_size)
+                    and free_after >= self._threshold
+                ):
                     continue  # more may be waiting: claim again at once
-                await self._idle(stop)
+                await self._idle(stop, for_slots=free_after < self._threshold)
         finally:
             await self._drain()
             heartbeat.cancel()
@@ -143,6 +152,8 @@ class Worker:
 
         def forget(_task: asyncio.Task[None]) -> None:
             self._inflight.pop(row.id, None)
+            if self.options.concurrency - len(self._inflight) >= self._threshold:
+                self._slots.set()
 
         task.add_done_callback(forget)
 
@@ -163,14 +174,14 @@ class Worker:
             await asyncio.gather(*(self._process(row) for row in claimed))
         return self.processed - start
 
-    async def _idle(self, stop: asyncio.Event) -> None:
+    async def _idle(self, stop: asyncio.Event, *, for_slots: bool = False) -> None:
         waiters: list[asyncio.Future[Any]] = [
             asyncio.ensure_future(stop.wait()),
             asyncio.ensure_future(self._wake.wait()),
         ]
-        tasks = [task for _, task in self._inflight.values()]
-        if len(self._inflight) >= self.options.concurrency and tasks:
-            waiters.extend(asyncio.ensure_future(asyncio.shield(t)) for t in tasks[:1])
+        if for_slots:
+            self._slots.clear()
+            waiters.append(asyncio.ensure_future(self._slots.wait()))
         try:
             await asyncio.wait(
                 waiters, timeout=self.options.poll_interval, return_when=asyncio.FIRST_COMPLETED

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from publisher import audit, queue
+from publisher.checks.approval import enforce_at_approval
 from publisher.config import CoreConfig
 from publisher.errors import NotFound, PermissionDenied, ValidationError, WorkflowError
 from publisher.inputs import PublicationInput
@@ -316,8 +317,11 @@ async def review(
     comment: str = "",
     origin: str = "",
     now: datetime | None = None,
+    checks_override: str = "",
 ) -> Publication:
-    """Decide the current review step. The final approval writes the deliveries."""
+    """Decide the current review step. The final approval runs the content checks again
+    (blocking findings refuse it unless ``checks_override`` gives a reason, which is
+    audited) and writes the deliveries."""
     now = now or utcnow()
     actor = member.actor(origin)
     publication = await get_publication(session, publication_id, for_update=True)
@@ -392,6 +396,11 @@ async def review(
         comment=comment,
     )
     if step == total:
+        if config.approval_rules is not None:
+            await config.approval_rules(session, publication)
+        await enforce_at_approval(
+            session, config.content_checks, publication, actor, checks_override
+        )
         await _approve(session, config, publication, actor, now)
     return publication
 

@@ -39,8 +39,13 @@ class Cli:
 
     def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.cmd(*args), cwd=self.cwd, env=self.env, input=stdin,
-            capture_output=True, text=True, timeout=120,
+            self.cmd(*args),
+            cwd=self.cwd,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     def ok(self, *args: str, stdin: str | None = None) -> str:
@@ -57,7 +62,7 @@ def cli(tmp_path: Path, database_url: str) -> Cli:
     config = tmp_path / "settings.toml"
     config.write_text(
         f'[database]\nurl = "{database_url}"\n[storage]\ndata_dir = "{tmp_path / "data"}"\n'
-        '[queue]\npoll_interval_seconds = 0.05\n[logging]\njson = true\n',
+        "[queue]\npoll_interval_seconds = 0.05\n[logging]\njson = true\n",
         encoding="utf-8",
     )
     return Cli(config, tmp_path)
@@ -65,12 +70,27 @@ def cli(tmp_path: Path, database_url: str) -> Cli:
 
 def test_publication_lifecycle_through_the_command_line(cli: Cli, tmp_path: Path) -> None:
     assert "up to date" in cli.ok("db", "upgrade")
-    for name, role in [("wang", "editor"), ("li", "reviewer"), ("zhou", "reviewer"), ("zhao", "approver")]:
-        out = cli.ok("user", "add", name, "--role", role, "--password-stdin", stdin="a long passphrase 123\n")
+    for name, role in [
+        ("wang", "editor"),
+        ("li", "reviewer"),
+        ("zhou", "reviewer"),
+        ("zhao", "approver"),
+    ]:
+        out = cli.ok(
+            "user", "add", name, "--role", role, "--password-stdin", stdin="a long passphrase 123\n"
+        )
         assert f"user {name} added" in out
     weak = cli.run("user", "add", "weak", "--role", "editor", "--password-stdin", stdin="short\n")
     assert weak.returncode == 1 and "at least 10 characters" in weak.stderr
-    duplicate = cli.run("user", "add", "wang", "--role", "editor", "--password-stdin", stdin="a long passphrase 123\n")
+    duplicate = cli.run(
+        "user",
+        "add",
+        "wang",
+        "--role",
+        "editor",
+        "--password-stdin",
+        stdin="a long passphrase 123\n",
+    )
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
 
     Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "flow.png")
@@ -91,7 +111,9 @@ def test_publication_lifecycle_through_the_command_line(cli: Cli, tmp_path: Path
     assert shown["index_number"].startswith("11340000MB0000000X/")
     assert [(d["channel"], d["state"]) for d in shown["deliveries"]] == [("website", "pending")]
 
-    worker = subprocess.Popen(cli.cmd("worker"), cwd=cli.cwd, env=cli.env, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        cli.cmd("worker"), cwd=cli.cwd, env=cli.env, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -113,7 +135,8 @@ def test_publication_lifecycle_through_the_command_line(cli: Cli, tmp_path: Path
                 break
             time.sleep(0.2)
         assert [(d["action"], d["state"]) for d in shown["deliveries"]] == [
-            ("publish", "done"), ("retract", "done"),
+            ("publish", "done"),
+            ("retract", "done"),
         ]
         assert shown["state"] == "withdrawn"
     finally:

@@ -34,3 +34,15 @@ async def test_audit_log_is_append_only(db: Database) -> None:
     async with db.sessions() as session:
         again = (await session.execute(select(AuditEntry))).scalar_one()
     assert again.actor == "wang"
+
+
+async def test_read_sessions_see_committed_rows(db: Database) -> None:
+    async with db.transaction() as session:
+        audit.record(session, audit.CLI, "x.y", "thing", 1)
+    async with db.read_sessions() as session:
+        assert (await session.execute(select(AuditEntry))).scalar_one().action == "x.y"
+    if db.is_sqlite:
+        # A read-only session refuses to write rather than silently taking the lock.
+        with pytest.raises(DBAPIError, match="readonly"):
+            async with db.read_sessions() as session, session.begin():
+                audit.record(session, audit.CLI, "x.z", "thing", 2)

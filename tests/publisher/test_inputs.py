@@ -215,3 +215,11 @@ def test_cut_on_character_boundaries(text: str, limit: int, expected: str) -> No
 
 def test_html_to_text() -> None:
     assert html_to_text("<p>一</p><p>二  三</p>") == "一 二 三"
+
+
+def test_nul_in_list_entries_is_refused() -> None:
+    with pytest.raises(ValidationError, match="keywords: contains a NUL"):
+        publication_from_fields(
+            {"title": "t", "category": "service", "issuing_body": "b", "body": "x", "keywords": ["a\x00b"]},
+            max_body_chars=1000,
+        )

@@ -1,0 +1,201 @@
+"""Replies that missed the callback budget: kept in ``bot_deferred_replies`` and delivered
+by customer-service message inside the 48-hour window, by template message after it.
+
+The WeChat API client comes from the channels package
+(``app[govcast.keys.CHANNELS]["wechat"].api(account)`` with ``send_custom_text``,
+``send_custom_news`` and ``send_template``). Without it rows wait in state
+``waiting_channel`` and the tick retries them once it exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot import texts
+from bot.models import DeferredReply, Follower, InboundMessageRecord
+from publisher.db import Database
+from publisher.outcomes import PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from bot.service import BotService
+
+log = logging.getLogger("govcast.bot")
+
+WINDOW = timedelta(hours=48)
+MAX_ATTEMPTS = 8
+
+
+async def record(
+    db: Database,
+    *,
+    account: str,
+    dedup_key: str,
+    openid: str,
+    reply: dict[str, Any],
+    last_inbound_at: datetime,
+) -> int | None:
+    """Keep a late reply (once per push); its id, or None if already kept."""
+    insert = pg_insert if db.is_postgresql else sqlite_insert
+    stmt = (
+        insert(DeferredReply)
+        .values(
+            account=account,
+            dedup_key=dedup_key,
+            openid=openid,
+            reply=reply,
+            last_inbound_at=last_inbound_at,
+            state="pending",
+            via="",
+            attempts=0,
+            last_error="",
+            not_before=datetime.now(UTC),
+            created_at=datetime.now(UTC),
+        )
+        .on_conflict_do_nothing(index_elements=["account", "dedup_key"])
+        .returning(DeferredReply.id)
+    )
+    async with db.transaction() as session:
+        return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def channel_api(service: BotService, account: str) -> Any:
+    """The channels package's WeChat API client for ``account``, or None."""
+    if service.api_for is not None:
+        return service.api_for(account)
+    app = service.app
+    if app is None:
+        return None
+    from govcast import keys
+
+    try:
+        registry: Any = app[keys.CHANNELS]
+        channel = registry["wechat"]
+    except (KeyError, TypeError):
+        return None
+    api = getattr(channel, "api", None)
+    return api(account) if callable(api) else None
+
+
+async def deliver(service: BotService, row_id: int, now: datetime | None = None) -> str:
+    """Try to deliver one deferred reply; returns its new state."""
+    now = now or datetime.now(UTC)
+    async with service.db.sessions() as session:
+        row = await session.get(DeferredReply, row_id)
+    if row is None or row.state not in ("pending", "waiting_channel"):
+        return row.state if row else "missing"
+    api = channel_api(service, row.account)
+    if api is None:
+        await _set(
+            service.db, row_id, state="waiting_channel", not_before=now + timedelta(minutes=1)
+        )
+        return "waiting_channel"
+    reply = row.reply or {}
+    try:
+        if now - row.last_inbound_at < WINDOW:
+            via = "custom"
+            if reply.get("type") == "news":
+                await api.send_custom_news(row.openid, reply.get("articles", [])[:1])
+            else:
+                await api.send_custom_text(row.openid, _as_text(reply))
+        else:
+            via = "template"
+            template_id = service.settings.bot.template_id
+            if not template_id:
+                raise PermanentError("48 小时客服窗口已过，且未配置模板消息 (bot.template_id)")
+            await api.send_template(
+                row.openid,
+                template_id,
+                {
+                    "first": texts.get(service.settings, "late_template_first"),
+                    "keyword1": _as_text(reply)[:200],
+                },
+            )
+    except TransientError as exc:
+        attempts = row.attempts + 1
+        state = "failed" if attempts >= MAX_ATTEMPTS else "pending"
+        delay = min(3600.0, (exc.retry_after or 0) + 2**attempts + random.random())
+        await _set(
+            service.db,
+            row_id,
+            state=state,
+            attempts=attempts,
+            last_error=str(exc)[:500],
+            not_before=now + timedelta(seconds=delay),
+        )
+        return state
+    except PermanentError as exc:
+        await _set(
+            service.db, row_id, state="failed", attempts=row.attempts + 1, last_error=str(exc)[:500]
+        )
+        log.warning(
+            "bot: deferred reply failed for good",
+            extra={"account": row.account, "deferred_id": row_id},
+        )
+        return "failed"
+    await _set(service.db, row_id, state="sent", via=via, attempts=row.attempts + 1, sent_at=now)
+    return "sent"
+
+
+def _as_text(reply: dict[str, Any]) -> str:
+    if reply.get("type") == "text":
+        return str(reply.get("content", ""))
+    if reply.get("type") == "news":
+        return "\n".join(
+            f"{a.get('title', '')} {a.get('url', '')}" for a in reply.get("articles", [])
+        )
+    return ""
+
+
+async def _set(db: Database, row_id: int, **values: Any) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(DeferredReply).where(DeferredReply.id == row_id).values(**values)
+        )
+
+
+async def deliver_due(service: BotService, limit: int = 50) -> int:
+    """Tick: try the deferred replies that are due; how many were tried."""
+    now = datetime.now(UTC)
+    async with service.db.sessions() as session:
+        ids = (
+            await session.scalars(
+                select(DeferredReply.id)
+                .where(DeferredReply.state.in_(("pending", "waiting_channel")))
+                .where(DeferredReply.not_before <= now)
+                .order_by(DeferredReply.id)
+                .limit(limit)
+            )
+        ).all()
+    for row_id in ids:
+        await deliver(service, row_id, now)
+    return len(ids)
+
+
+async def purge(db: Database, retention_days: int, now: datetime | None = None) -> int:
+    """Tick: delete citizens' data older than the retention period; rows deleted."""
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(days=retention_days)
+    async with db.transaction() as session:
+        inbound = await session.execute(
+            delete(InboundMessageRecord).where(
+                InboundMessageRecord.received_ts < int(cutoff.timestamp())
+            )
+        )
+        late = await session.execute(
+            delete(DeferredReply)
+            .where(DeferredReply.created_at < cutoff)
+            .where(DeferredReply.state.in_(("sent", "failed")))
+        )
+        gone = await session.execute(
+            delete(Follower)
+            .where(Follower.subscribed.is_(False))
+            .where(Follower.unsubscribed_at < cutoff)
+        )
+    return sum(int(getattr(r, "rowcount", 0) or 0) for r in (inbound, late, gone))

@@ -1,0 +1,215 @@
+"""The Weibo channel against canned platform answers: posting with a picture, repeat
+content reconciled from the timeline, rate limits and configuration errors, withdrawal."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from channels.base import ConfigurationError, PermanentError, TransientError
+from channels.conformance import context
+from channels.weibo import WeiboChannel
+from channels.weibo_api import AmbiguousWeiboError
+from publisher.db import Database
+from publisher.outcomes import Receipt
+from tests.channels.helpers import Canned, image_bytes, make_publication, media
+from tests.conftest import make_settings
+
+TOKEN = "sandbox-weibo-token-main"
+
+
+class Platform:
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.share_error: tuple[int, int] | None = None  # (http status, error_code)
+        self.destroyed: list[str] = []
+        self.pics: list[int] = []
+        self.canned = Canned(
+            routes={
+                "2/statuses/share.json": self._share,
+                "2/statuses/user_timeline.json": self._timeline,
+                "2/statuses/destroy.json": self._destroy,
+            }
+        )
+
+    async def _share(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        assert form["access_token"] == TOKEN
+        pic = form.get("pic")
+        if isinstance(pic, web.FileField):
+            self.pics.append(len(pic.file.read()))
+        if self.share_error is not None:
+            status, code = self.share_error
+            return web.json_response(
+                {"error": "nope", "error_code": code, "request": "/2/statuses/share.json"},
+                status=status,
+            )
+        post = {
+            "id": 4900000000000000 + len(self.posts),
+            "idstr": str(4900000000000000 + len(self.posts)),
+            "text": form["status"],
+        }
+        self.posts.insert(0, post)
+        return web.json_response(post)
+
+    async def _timeline(self, request: web.Request) -> web.StreamResponse:
+        assert request.query["access_token"] == TOKEN
+        page, count = int(request.query["page"]), int(request.query["count"])
+        return web.json_response({"statuses": self.posts[(page - 1) * count : page * count]})
+
+    async def _destroy(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        sid = str(form["id"])
+        if not any(p["idstr"] == sid for p in self.posts):
+            return web.json_response(
+                {"error": "target weibo does not exist!", "error_code": 20101}, status=400
+            )
+        self.posts = [p for p in self.posts if p["idstr"] != sid]
+        self.destroyed.append(sid)
+        return web.json_response({"idstr": sid})
+
+
+@pytest.fixture
+async def setup(aiohttp_server: Any, db: Database, database_url: str, tmp_path: Path) -> Any:
+    platform = Platform()
+    server = await aiohttp_server(platform.canned.app())
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        **{
+            "weibo.accounts.main.api_base_url": str(server.make_url("/2")),
+            "weibo.accounts.main.hashtags": True,
+        },
+    )
+    async with aiohttp.ClientSession() as http:
+        yield platform, settings, WeiboChannel(settings, db, http)
+
+
+async def test_publish_posts_once_with_picture(setup: Any, db: Database, tmp_path: Path) -> None:
+    platform, settings, channel = setup
+    pic = media(tmp_path, image_bytes(seed=5), "a.png")
+    pub = dataclasses.replace(await make_publication(db, settings), images=(pic,))
+    rendition = channel.render(pub, "main")
+    receipt = await channel.publish(rendition, context(pub, "main", "publish", delivery_id=1))
+    assert receipt.remote_id == platform.posts[0]["idstr"]
+    assert platform.posts[0]["text"] == rendition.status and "#服务公开#" in rendition.status
+    assert platform.pics == [pic.size]
+    # A retry after a lost answer finds the post instead of posting again.
+    again = await channel.publish(
+        rendition, context(pub, "main", "publish", delivery_id=1, attempt=2)
+    )
+    assert again.remote_id == receipt.remote_id and len(platform.posts) == 1
+    found = await channel.find(pub, context(pub, "main", "publish", delivery_id=1, attempt=2))
+    assert found is not None and found.remote_id == receipt.remote_id
+    [limit] = channel.rate_limits_for("main")
+    assert limit.count == 30 and limit.per_seconds == 3600
+
+
+@pytest.mark.parametrize("code", [20019, 20017, 20111])
+async def test_repeat_content_is_reconciled(setup: Any, db: Database, code: int) -> None:
+    platform, settings, channel = setup
+    pub = await make_publication(db, settings)
+    rendition = channel.render(pub, "main")
+    await channel.publish(rendition, context(pub, "main", "publish", delivery_id=1))
+    platform.share_error = (400, code)
+    receipt = await channel.publish(rendition, context(pub, "main", "publish", delivery_id=2))
+    assert receipt.remote_id == platform.posts[0]["idstr"] and len(platform.posts) == 1
+    # A repeat that is not ours on the timeline is retried later, not forever at once.
+    other = await make_publication(db, settings, title="另一条通知")
+    with pytest.raises(TransientError) as info:
+        await channel.publish(
+            channel.render(other, "main"), context(other, "main", "publish", delivery_id=3)
+        )
+    assert info.value.code == code and info.value.retry_after == 60.0
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind", "retry_after"),
+    [
+        (403, 10023, TransientError, 900.0),
+        (403, 10022, TransientError, 600.0),
+        (403, 10024, TransientError, 600.0),
+        (400, 20016, TransientError, 120.0),
+        (400, 10017, ConfigurationError, None),
+        (403, 21327, ConfigurationError, None),
+        (403, 21321, ConfigurationError, None),
+        (403, 10014, ConfigurationError, None),
+        (400, 20012, PermanentError, None),
+        (500, 10001, TransientError, None),
+    ],
+)
+async def test_share_errors_are_typed(
+    setup: Any, db: Database, status: int, code: int, kind: type, retry_after: float | None
+) -> None:
+    platform, settings, channel = setup
+    pub = await make_publication(db, settings)
+    platform.share_error = (status, code)
+    with pytest.raises(kind) as info:
+        await channel.publish(
+            channel.render(pub, "main"), context(pub, "main", "publish", delivery_id=1)
+        )
+    assert info.value.code == code
+    assert TOKEN not in info.value.message
+    if retry_after is not None:
+        assert info.value.retry_after == retry_after
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ("<html>gateway</html>", 502),
+        ("not json", 200),
+        ("[1, 2]", 200),
+        ('{"error_code": "x"}', 400),
+    ],
+)
+async def test_garbage_answers_are_ambiguous(
+    setup: Any, db: Database, answer: str, status: int
+) -> None:
+    platform, settings, channel = setup
+
+    async def garbage(_request: web.Request) -> web.StreamResponse:
+        return web.Response(text=answer, status=status)
+
+    platform.canned.routes["2/statuses/share.json"] = garbage
+    pub = await make_publication(db, settings)
+    with pytest.raises(AmbiguousWeiboError):
+        await channel.publish(
+            channel.render(pub, "main"), context(pub, "main", "publish", delivery_id=1)
+        )
+
+
+async def test_retract_is_idempotent(setup: Any, db: Database) -> None:
+    platform, settings, channel = setup
+    pub = await make_publication(db, settings)
+    receipt = await channel.publish(
+        channel.render(pub, "main"), context(pub, "main", "publish", delivery_id=1)
+    )
+    ctx = context(pub, "main", "retract", delivery_id=2, remote=receipt)
+    await channel.retract(pub, ctx)
+    assert platform.destroyed == [receipt.remote_id] and platform.posts == []
+    await channel.retract(pub, ctx)  # 20101: already gone
+    assert await channel.find(pub, ctx) is not None  # retract's effect is there
+    assert await channel.find(pub, context(pub, "main", "publish", delivery_id=1)) is None
+
+
+async def test_correction_replaces_the_post(setup: Any, db: Database) -> None:
+    platform, settings, channel = setup
+    pub = await make_publication(db, settings)
+    first = await channel.publish(
+        channel.render(pub, "main"), context(pub, "main", "publish", delivery_id=1)
+    )
+    ctx = dataclasses.replace(
+        context(pub, "main", "update", delivery_id=2, remote=Receipt(first.remote_id)), revision=2
+    )
+    receipt = await channel.update(channel.render(pub, "main"), ctx)
+    assert receipt.remote_id != first.remote_id
+    assert [p["text"][:4] for p in platform.posts] == ["【更正】"]
+    assert platform.destroyed == [first.remote_id]
+    with pytest.raises(PermanentError):
+        await channel.push(channel.render(pub, "main"), ctx)
