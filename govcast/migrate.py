@@ -24,9 +24,10 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, target: str = "heads") -> None:
     """Apply every pending migration of every branch."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
         # A fresh machine has no data folder yet.
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), target)
 
 

@@ -203,7 +203,13 @@ class CasesSettings:
     max_total_working_days: int = 15
     max_months: int = 3
     remind_working_days_before: int = 1
-    reject_reasons: tuple[str, ...] = ("无实质内容", "广告信息", "涉诉涉法", "重复留言", "不属于本机关职责")
+    reject_reasons: tuple[str, ...] = (
+        "无实质内容",
+        "广告信息",
+        "涉诉涉法",
+        "重复留言",
+        "不属于本机关职责",
+    )
     departments: tuple[str, ...] = ("办公室", "政务公开科", "市民服务中心")
     web_per_hour: int = 5
     secret_key: Secret = _NO_SECRET
