@@ -87,7 +87,7 @@ def snapshot_loader(db: Database, config: CoreConfig, store: MediaStore) -> Any:
     """A worker's snapshot loader bound to this deployment."""
 
     async def load(publication_id: int) -> PublicationSnapshot:
-        async with db.sessions() as session:
+        async with db.read_sessions() as session:
             return await snapshot_of(session, config, store, publication_id)
 
     return load

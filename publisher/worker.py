@@ -277,7 +277,7 @@ class Worker:
         remote_id: str | None = None
         remote_receipt: dict[str, Any] = {}
         if claimed.action != DeliveryAction.PUBLISH.value:
-            async with self.db.sessions() as session:
+            async with self.db.read_sessions() as session:
                 row = (
                     await session.execute(
                         select(Delivery.remote_id, Delivery.receipt).where(
