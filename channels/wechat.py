@@ -176,8 +176,8 @@ class WeChatChannel:
 
     def render(self, publication: PublicationSnapshot, account: str) -> WeChatRendition:
         """The article exactly as the account will show it (pure)."""
-        self._account(account)
-        return render_article(publication, account)
+        settings = self._account(account).settings
+        return render_article(publication, account, comments=settings.open_comments)
 
     async def publish(self, rendition: Any, ctx: DeliveryContext) -> Receipt:
         """Upload images and cover, add the draft, submit it; the result comes later."""

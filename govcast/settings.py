@@ -126,6 +126,8 @@ class WechatAccountSettings:
     office: str = ""
     default_cover: str = ""
     per_minute: int = 60
+    # Open the comment area (留言) under published articles (need_open_comment).
+    open_comments: bool = True
 
 
 @dataclass(frozen=True)
