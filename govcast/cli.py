@@ -7,12 +7,13 @@ import asyncio
 import getpass
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from govcast import logs, runtime
+from govcast import logs
 from govcast.settings import Settings, SettingsError, load_settings
 from publisher.errors import GovcastError
 
@@ -117,8 +118,26 @@ def _extension_registrars() -> list[Callable[[Any], None]]:
     return registrars
 
 
+# Long-running processes: a stop request while they are still starting is a clean stop.
+PROCESS_COMMANDS = frozenset({"serve", "web", "worker", "scheduler"})
+
+
+def _stopped_while_starting(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console command."""
+    # Loading every command's code takes seconds on a busy machine; a process manager
+    # that stops a worker or web process in that window (a rolling restart, systemd)
+    # should see it exit cleanly, not die of SIGTERM. Each process installs its own
+    # graceful handling once its event loop runs, replacing this one.
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--config")
+    early.add_argument("command", nargs="?")
+    known, _ = early.parse_known_args(argv)
+    if known.command in PROCESS_COMMANDS:
+        signal.signal(signal.SIGTERM, _stopped_while_starting)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -212,6 +231,8 @@ def _user_add(settings: Settings, args: argparse.Namespace) -> int:
         print("govcast: give the password with --password-stdin", file=sys.stderr)
         return EXIT_REFUSED
     offices = args.office or [settings.office.key]
+
+    from govcast import runtime
 
     async def run() -> int:
         db = runtime.database(settings)

@@ -219,13 +219,15 @@ def run_headless(settings: Settings, *, roles: Iterable[str]) -> int:
     roles = frozenset(roles)
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # Listen before setting up: a stop asked for during start-up (connecting to the
+        # database, starting the worker) is honoured as soon as start-up is done.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
         app = create_app(settings, roles)
         runner = web.AppRunner(app, handle_signals=False)
         await runner.setup()  # runs the cleanup contexts: database, channels, worker ...
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         log.info("govcast running", extra={"roles": ",".join(sorted(roles)), "pid": os.getpid()})
         await stop.wait()
         log.info("govcast stopping: draining deliveries in flight")

@@ -312,7 +312,10 @@ def run(args: argparse.Namespace) -> int:
             chaos_until = time.monotonic() + args.chaos_seconds
             next_kill = time.monotonic() + args.kill_every
             remaining = -1
-            while time.monotonic() - started < args.time_cap:
+            # The cap bounds the settling, not the start-up: a slow start on a busy
+            # machine is not a delivery failure.
+            settle_started = time.monotonic()
+            while time.monotonic() - settle_started < args.time_cap:
                 try:
                     remaining = asyncio.run(unsettled(url))
                 except Exception as exc:  # PostgreSQL restarting
@@ -334,6 +337,8 @@ def run(args: argparse.Namespace) -> int:
                     break
                 time.sleep(0.5)
             elapsed = time.monotonic() - started
+            if remaining != 0:
+                print(f"  time cap of {args.time_cap:.0f} s reached", flush=True)
             problems, figures = asyncio.run(verify(url, ids))
         except BaseException:
             fleet.stop_all()
@@ -374,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart-postgresql", action="store_true")
     parser.add_argument("--time-cap", type=float, default=1800.0)
     parser.add_argument("--seed", type=int, default=7)
+    # SIGTERM (a CI time-out, an operator) unwinds through run()'s clean-up, which stops
+    # the fleet, instead of leaving its processes running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return run(parser.parse_args(argv))
 
 

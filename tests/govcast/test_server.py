@@ -172,3 +172,30 @@ def test_headless_processes_stop_cleanly_on_sigterm(
     code, err = _stop(process, tmp_path)
     assert code == 0, err[-3000:]
     assert "govcast stopped" in err
+
+
+def _catches_sigterm(pid: int) -> bool:
+    # /proc/<pid>/status lists the signals a process has a handler for, as a bit mask.
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+
+
+@pytest.mark.parametrize("role", ["worker", "scheduler"])
+def test_a_process_stopped_while_still_starting_exits_cleanly(
+    tmp_path: Path, database_url: str, role: str
+) -> None:
+    # A rolling restart may stop a process before it has loaded its code: that is a clean
+    # stop (nothing was claimed yet), not a death by signal.
+    config = _config(tmp_path, database_url, _free_port())
+    process = _start(config, tmp_path, role)
+    deadline = time.monotonic() + 60
+    while not _catches_sigterm(process.pid):
+        assert process.poll() is None and time.monotonic() < deadline, _log(tmp_path)[-3000:]
+        time.sleep(0.005)
+    assert '"govcast running"' not in _log(tmp_path)  # still starting
+    code, err = _stop(process, tmp_path)
+    assert code == 0, err[-3000:]
