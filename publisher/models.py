@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -277,6 +278,9 @@ class PublicationMedia(Base):
     alt: Mapped[str] = mapped_column(String(300), default="")
 
 
+_UNSETTLED_SQL = "state IN ('pending', 'sending', 'confirming')"
+
+
 class Delivery(Base):
     """One outbox row: one action of one publication on one channel account.
 
@@ -291,7 +295,30 @@ class Delivery(Base):
         _enum_check("action", DeliveryAction),
         # The claim query's access path: due rows by priority then age.
         Index("ix_deliveries_claim", "state", "not_before", "priority"),
-        Index("ix_deliveries_account_sent", "channel", "account", "sent_at"),
+        # Rate limits count recent sends per account. Partial (sent rows only) so that the
+        # planner can never pick it for the sequencing probe below, where it would return
+        # a whole account's queue per candidate row.
+        Index(
+            "ix_deliveries_account_sent",
+            "channel",
+            "account",
+            "sent_at",
+            postgresql_where=text("sent_at IS NOT NULL"),
+            sqlite_where=text("sent_at IS NOT NULL"),
+        ),
+        # The claim's sequencing check ("nothing earlier unsettled on this target") probes
+        # this per candidate row. Partial, so it stays as small as the live queue however
+        # large the history grows, and the planner has a cheap probe even before the table
+        # has statistics (without it, a fresh burst made each claim a quadratic scan).
+        Index(
+            "ix_deliveries_unsettled_target",
+            "publication_id",
+            "channel",
+            "account",
+            "id",
+            postgresql_where=text(_UNSETTLED_SQL),
+            sqlite_where=text(_UNSETTLED_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -17,6 +17,7 @@ silently posted twice.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -172,18 +173,27 @@ async def claim(
         earlier = aliased(Delivery)
         # Work on one channel account is sequenced: a push waits for its publish, a
         # retraction for whatever came before it on the same target.
-        blocked = exists().where(
-            earlier.publication_id == Delivery.publication_id,
-            earlier.channel == Delivery.channel,
-            earlier.account == Delivery.account,
-            earlier.id < Delivery.id,
-            earlier.state.in_(
-                [
-                    DeliveryState.PENDING.value,
-                    DeliveryState.SENDING.value,
-                    DeliveryState.CONFIRMING.value,
-                ]
-            ),
+        # OFFSET 0 keeps PostgreSQL from turning this into an anti-join: planned as one,
+        # with no or stale statistics it scanned the whole queue per candidate row (a
+        # claim took seconds at a few thousand rows). As a correlated subplan it is one
+        # probe of ix_deliveries_unsettled_target per row, whatever the statistics say.
+        blocked = (
+            select(literal(1))
+            .where(
+                earlier.publication_id == Delivery.publication_id,
+                earlier.channel == Delivery.channel,
+                earlier.account == Delivery.account,
+                earlier.id < Delivery.id,
+                earlier.state.in_(
+                    [
+                        DeliveryState.PENDING.value,
+                        DeliveryState.SENDING.value,
+                        DeliveryState.CONFIRMING.value,
+                    ]
+                ),
+            )
+            .offset(0)
+            .exists()
         )
         due = or_(
             and_(Delivery.state == DeliveryState.PENDING.value, Delivery.not_before <= now),
@@ -360,6 +370,65 @@ async def complete(session: AsyncSession, claimed: Claimed, receipt: Receipt) ->
     return _rowcount(result) > 0
 
 
+# One statement for a whole batch on PostgreSQL: the worker records up to a batch of
+# outcomes at once, and one round trip instead of one per row is most of the saving.
+# Each row still settles only if this worker holds its lease and it is still sending;
+# RETURNING tells which did.
+_COMPLETE_MANY_PG = text(
+    """
+    UPDATE deliveries AS d
+    SET state = o.state,
+        remote_id = o.remote_id,
+        remote_url = o.remote_url,
+        receipt = o.receipt::jsonb,
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        needs_reconcile = false,
+        last_error = NULL,
+        last_error_kind = NULL,
+        done_at = CASE WHEN o.state = 'done' THEN CAST(:now AS timestamptz) END,
+        updated_at = CAST(:now AS timestamptz)
+    FROM unnest(
+        CAST(:ids AS bigint[]), CAST(:owners AS text[]), CAST(:states AS text[]),
+        CAST(:remote_ids AS text[]), CAST(:remote_urls AS text[]), CAST(:receipts AS text[])
+    ) AS o(id, owner, state, remote_id, remote_url, receipt)
+    WHERE d.id = o.id AND d.lease_owner = o.owner AND d.state = 'sending'
+    RETURNING d.id
+    """
+)
+
+
+async def complete_many(
+    session: AsyncSession, outcomes: Sequence[tuple[Claimed, Receipt]]
+) -> dict[int, bool]:
+    """Record several receipts at once; for each delivery id, whether the lease was held."""
+    if not outcomes:
+        return {}
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    if dialect != "postgresql":
+        # SQLite runs in-process: per-row statements cost no round trips.
+        return {c.id: await complete(session, c, r) for c, r in outcomes}
+    now = utcnow()
+    ordered = sorted(outcomes, key=lambda o: o[0].id)  # lock rows in id order
+    result = await session.execute(
+        _COMPLETE_MANY_PG,
+        {
+            "now": now,
+            "ids": [c.id for c, _ in ordered],
+            "owners": [c.lease_owner for c, _ in ordered],
+            "states": [
+                (DeliveryState.CONFIRMING if r.pending else DeliveryState.DONE).value
+                for _, r in ordered
+            ],
+            "remote_ids": [r.remote_id for _, r in ordered],
+            "remote_urls": [r.remote_url for _, r in ordered],
+            "receipts": [json.dumps(r.detail or {}, ensure_ascii=False) for _, r in ordered],
+        },
+    )
+    held = {int(row[0]) for row in result.all()}
+    return {c.id: c.id in held for c, _ in outcomes}
+
+
 async def retry_later(
     session: AsyncSession, claimed: Claimed, error: DeliveryError, delay_seconds: float
 ) -> bool:
@@ -534,17 +603,24 @@ async def unsettled_count(session: AsyncSession, publication_id: int | None = No
 
 async def publish_states(session: AsyncSession, publication_id: int) -> dict[str, int]:
     """Counts of the publication's publish deliveries by state."""
+    return (await publish_states_many(session, [publication_id])).get(publication_id, {})
+
+
+async def publish_states_many(
+    session: AsyncSession, publication_ids: Sequence[int]
+) -> dict[int, dict[str, int]]:
+    """Counts of publish deliveries by state, per publication, in one query."""
     result = await session.execute(
-        select(Delivery.state, func.count())
+        select(Delivery.publication_id, Delivery.state, func.count())
         .where(
-            Delivery.publication_id == publication_id,
+            Delivery.publication_id.in_(list(publication_ids)),
             Delivery.action == DeliveryAction.PUBLISH.value,
         )
-        .group_by(Delivery.state)
+        .group_by(Delivery.publication_id, Delivery.state)
     )
-    counts: dict[str, int] = defaultdict(int)
-    for state, count in result.all():
-        counts[state] = count
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for publication_id, state, count in result.all():
+        counts[publication_id][state] = count
     return dict(counts)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -25,21 +26,37 @@ async def snapshot_of(
     session: AsyncSession, config: CoreConfig, store: MediaStore, publication_id: int
 ) -> PublicationSnapshot:
     """A frozen snapshot of the publication as it stands now."""
-    publication = await session.get(Publication, publication_id)
-    if publication is None:
+    found = await snapshots_of(session, config, store, [publication_id])
+    if publication_id not in found:
         raise NotFound(f"no publication {publication_id}")
-    office = await session.get(Office, publication.office_id)
-    assert office is not None
+    return found[publication_id]
+
+
+async def snapshots_of(
+    session: AsyncSession, config: CoreConfig, store: MediaStore, publication_ids: Sequence[int]
+) -> dict[int, PublicationSnapshot]:
+    """Snapshots of several publications in three queries; missing ids are left out."""
+    ids = sorted(set(publication_ids))
+    publications = list(
+        (await session.execute(select(Publication).where(Publication.id.in_(ids)))).scalars()
+    )
+    if not publications:
+        return {}
+    office_ids = {p.office_id for p in publications}
+    offices = {
+        o.id: o
+        for o in (await session.execute(select(Office).where(Office.id.in_(office_ids)))).scalars()
+    }
     rows = (
         await session.execute(
             select(PublicationMedia, Media)
             .join(Media, Media.id == PublicationMedia.media_id)
-            .where(PublicationMedia.publication_id == publication_id)
-            .order_by(PublicationMedia.position)
+            .where(PublicationMedia.publication_id.in_(ids))
+            .order_by(PublicationMedia.publication_id, PublicationMedia.position)
         )
     ).all()
-    images: list[MediaRef] = []
-    attachments: list[MediaRef] = []
+    images: dict[int, list[MediaRef]] = {}
+    attachments: dict[int, list[MediaRef]] = {}
     for link, media in rows:
         ref = MediaRef(
             media_id=media.id,
@@ -50,7 +67,27 @@ async def snapshot_of(
             alt=link.alt,
             size=media.size,
         )
-        (images if link.role == "image" else attachments).append(ref)
+        group = images if link.role == "image" else attachments
+        group.setdefault(link.publication_id, []).append(ref)
+    return {
+        p.id: _snapshot(
+            config,
+            p,
+            offices[p.office_id],
+            images.get(p.id, []),
+            attachments.get(p.id, []),
+        )
+        for p in publications
+    }
+
+
+def _snapshot(
+    config: CoreConfig,
+    publication: Publication,
+    office: Office,
+    images: list[MediaRef],
+    attachments: list[MediaRef],
+) -> PublicationSnapshot:
     index_number = publication.index_number or f"draft-{publication.id}"
     return PublicationSnapshot(
         id=publication.id,
@@ -84,11 +121,11 @@ async def snapshot_of(
 
 
 def snapshot_loader(db: Database, config: CoreConfig, store: MediaStore) -> Any:
-    """A worker's snapshot loader bound to this deployment."""
+    """A worker's snapshot loader bound to this deployment: ids in, snapshots by id out."""
 
-    async def load(publication_id: int) -> PublicationSnapshot:
+    async def load(publication_ids: Sequence[int]) -> dict[int, PublicationSnapshot]:
         async with db.read_sessions() as session:
-            return await snapshot_of(session, config, store, publication_id)
+            return await snapshots_of(session, config, store, publication_ids)
 
     return load
 

@@ -14,7 +14,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,7 +56,9 @@ class ChannelPort(Protocol):
     async def push(self, rendition: Any, ctx: DeliveryContext) -> Receipt: ...
 
 
-SnapshotLoader = Callable[[int], Awaitable[PublicationSnapshot]]
+# Publication ids in, snapshots by id out (ids that no longer exist are left out).
+SnapshotLoader = Callable[[Sequence[int]], Awaitable[Mapping[int, PublicationSnapshot]]]
+SnapshotTask = asyncio.Task[Mapping[int, PublicationSnapshot]]
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class Worker:
         self,
         db: Database,
         channels: Mapping[str, ChannelPort],
-        load_snapshot: SnapshotLoader,
+        load_snapshots: SnapshotLoader,
         *,
         policy: RetryPolicy | None = None,
         options: WorkerOptions | None = None,
@@ -92,7 +94,7 @@ class Worker:
     ) -> None:
         self.db = db
         self.channels = channels
-        self.load_snapshot = load_snapshot
+        self.load_snapshots = load_snapshots
         self.policy = policy or RetryPolicy()
         self.options = options or WorkerOptions()
         self.rate_limits: Mapping[tuple[str, str], tuple[RateLimit, ...]] = rate_limits or {}
@@ -138,7 +140,7 @@ class Worker:
                         continue
                 snapshots = self._snapshots_for(claimed)
                 for row in claimed:
-                    self._start(row, snapshots[row.publication_id])
+                    self._start(row, snapshots)
                 free_after = self.options.concurrency - len(self._inflight)
                 if (
                     claimed
@@ -153,21 +155,17 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    def _snapshots_for(
-        self, claimed: list[Claimed]
-    ) -> dict[int, asyncio.Task[PublicationSnapshot]]:
-        """One snapshot load per publication in a claimed batch, shared by its deliveries.
+    def _snapshots_for(self, claimed: list[Claimed]) -> SnapshotTask:
+        """One load of every publication in a claimed batch, shared by its deliveries.
 
-        A publication's deliveries to several accounts are usually claimed together;
-        loading it once per batch rather than once per delivery is safe because the
-        snapshot is still read after the claim, as each delivery would have read it.
+        Safe because the snapshots are still read after the claim, as each delivery would
+        have read its own; a publication's deliveries to several accounts then cost one
+        read instead of one each.
         """
-        return {
-            pid: asyncio.ensure_future(self.load_snapshot(pid))
-            for pid in {row.publication_id for row in claimed}
-        }
+        ids = sorted({row.publication_id for row in claimed})
+        return asyncio.ensure_future(self.load_snapshots(ids))
 
-    def _start(self, row: Claimed, snapshot: asyncio.Task[PublicationSnapshot]) -> None:
+    def _start(self, row: Claimed, snapshot: SnapshotTask) -> None:
         task = asyncio.create_task(self._process(row, snapshot))
         self._inflight[row.id] = (row, task)
 
@@ -193,9 +191,7 @@ class Worker:
             if not claimed:
                 break
             snapshots = self._snapshots_for(claimed)
-            await asyncio.gather(
-                *(self._process(row, snapshots[row.publication_id]) for row in claimed)
-            )
+            await asyncio.gather(*(self._process(row, snapshots) for row in claimed))
         return self.processed - start
 
     async def _idle(self, stop: asyncio.Event, *, for_slots: bool = False) -> None:
@@ -251,9 +247,7 @@ class Worker:
             except Exception:
                 log.exception("lease heartbeat failed", extra={"worker": self.worker_id})
 
-    async def _process(
-        self, claimed: Claimed, snapshot: asyncio.Task[PublicationSnapshot] | None = None
-    ) -> None:
+    async def _process(self, claimed: Claimed, snapshot: SnapshotTask | None = None) -> None:
         extra = {
             "delivery_id": claimed.id,
             "publication_id": claimed.publication_id,
@@ -276,17 +270,18 @@ class Worker:
         finally:
             self.processed += 1
 
-    async def _attempt(
-        self, claimed: Claimed, snapshot: asyncio.Task[PublicationSnapshot] | None
-    ) -> Receipt:
+    async def _attempt(self, claimed: Claimed, snapshot: SnapshotTask | None) -> Receipt:
         channel = self.channels.get(claimed.channel)
         if channel is None:
             raise ConfigurationError(f"no channel {claimed.channel!r} is configured here")
         if snapshot is None:
-            snapshot = asyncio.ensure_future(self.load_snapshot(claimed.publication_id))
+            snapshot = self._snapshots_for([claimed])
         # Shielded: the load is shared, and one delivery's cancellation must not cancel
         # it for the others.
-        publication = await asyncio.shield(snapshot)
+        snapshots = await asyncio.shield(snapshot)
+        publication = snapshots.get(claimed.publication_id)
+        if publication is None:
+            raise PermanentError(f"publication {claimed.publication_id} no longer exists")
         ctx = await self._context(claimed)
         if claimed.needs_reconcile:
             found = await channel.find(publication, ctx)
@@ -352,23 +347,18 @@ class Worker:
 
     async def _record_batch(self, outcomes: list[tuple[Claimed, Receipt]]) -> list[bool]:
         """Record finished deliveries in one transaction; True where the lease was held."""
-        held: dict[int, bool] = {}
         async with self.db.transaction() as session:
-            # Rows in id order and publications in id order: two workers recording
-            # overlapping batches take their locks in the same order and cannot deadlock.
-            for claimed, receipt in sorted(outcomes, key=lambda o: o[0].id):
-                held[claimed.id] = await queue.complete(session, claimed, receipt)
-            settled = sorted(
-                {
-                    claimed.publication_id
-                    for claimed, receipt in outcomes
-                    if held[claimed.id]
-                    and claimed.action == DeliveryAction.PUBLISH.value
-                    and not receipt.pending
-                }
-            )
-            for publication_id in settled:
-                await workflow.mark_published_if_settled(session, publication_id)
+            held = await queue.complete_many(session, outcomes)
+            settled = {
+                claimed.publication_id
+                for claimed, receipt in outcomes
+                if held[claimed.id]
+                and claimed.action == DeliveryAction.PUBLISH.value
+                and not receipt.pending
+            }
+            # Rows are locked in id order and then publications in id order (both done
+            # inside the calls), so overlapping batches of two workers cannot deadlock.
+            await workflow.mark_published_if_settled_many(session, settled)
         return [held[claimed.id] for claimed, _ in outcomes]
 
     async def _failed(self, claimed: Claimed, error: DeliveryError, extra: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ refusal leaves nothing half-written.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -701,33 +702,59 @@ async def correct(
 
 async def mark_published_if_settled(session: AsyncSession, publication_id: int) -> bool:
     """Move a queued publication to published once its publish deliveries are settled."""
-    # Lock the publication first: deliveries of one publication finish concurrently, and
-    # under READ COMMITTED each would otherwise count the others as still unsettled.
-    publication = await get_publication(session, publication_id, for_update=True)
-    if publication is None or publication.state not in (
-        PublicationState.QUEUED.value,
-        PublicationState.SCHEDULED.value,
-    ):
-        return False
-    counts = await queue.publish_states(session, publication_id)
-    unsettled = sum(
-        counts.get(s.value, 0)
-        for s in (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.CONFIRMING)
+    return publication_id in await mark_published_if_settled_many(session, [publication_id])
+
+
+_UNSETTLED = frozenset(
+    s.value for s in (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.CONFIRMING)
+)
+
+
+async def mark_published_if_settled_many(
+    session: AsyncSession, publication_ids: Iterable[int]
+) -> set[int]:
+    """The batch form: the ids among ``publication_ids`` that became published."""
+    ids = sorted(set(publication_ids))
+    if not ids:
+        return set()
+    # Lock the publications first, in id order: deliveries of one publication finish
+    # concurrently, and under READ COMMITTED each would otherwise count the others as
+    # still unsettled; a fixed order keeps two workers' batches from deadlocking.
+    stmt = (
+        select(Publication)
+        .where(
+            Publication.id.in_(ids),
+            Publication.state.in_(
+                [PublicationState.QUEUED.value, PublicationState.SCHEDULED.value]
+            ),
+        )
+        .order_by(Publication.id)
     )
-    if unsettled or not counts.get(DeliveryState.DONE.value):
-        return False
-    publication.state = PublicationState.PUBLISHED.value
-    publication.updated_at = utcnow()
-    audit.record(
-        session,
-        audit.Actor.system("worker"),
-        "publication.published",
-        "publication",
-        publication_id,
-        office_id=publication.office_id,
-        deliveries=counts,
-    )
-    return True
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    publications = list((await session.execute(stmt)).scalars())
+    if not publications:
+        return set()
+    counts = await queue.publish_states_many(session, [p.id for p in publications])
+    published: set[int] = set()
+    for publication in publications:
+        states = counts.get(publication.id, {})
+        unsettled = sum(n for state, n in states.items() if state in _UNSETTLED)
+        if unsettled or not states.get(DeliveryState.DONE.value):
+            continue
+        publication.state = PublicationState.PUBLISHED.value
+        publication.updated_at = utcnow()
+        audit.record(
+            session,
+            audit.Actor.system("worker"),
+            "publication.published",
+            "publication",
+            publication.id,
+            office_id=publication.office_id,
+            deliveries=states,
+        )
+        published.add(publication.id)
+    return published
 
 
 async def release_due(session: AsyncSession, now: datetime | None = None) -> int:
@@ -750,10 +777,14 @@ async def release_due(session: AsyncSession, now: datetime | None = None) -> int
         publication.updated_at = now
     # Reconcile: any queued publication whose deliveries all settled becomes published.
     queued = (
-        await session.execute(
-            select(Publication.id).where(Publication.state == PublicationState.QUEUED.value)
+        (
+            await session.execute(
+                select(Publication.id).where(Publication.state == PublicationState.QUEUED.value)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     for publication_id in queued:
         await mark_published_if_settled(session, publication_id)
     return len(due)

@@ -33,7 +33,9 @@ async def test_migrations_match_the_models(database_url: str) -> None:
     await asyncio.to_thread(migrate.upgrade, database_url)
     engine = create_async_engine(database_url)
     async with engine.connect() as conn:
-        after = set((await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalars())
+        after = set(
+            (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalars()
+        )
     await engine.dispose()
     assert after == heads
     assert heads <= migrate.current_heads(database_url)

@@ -220,6 +220,12 @@ def test_html_to_text() -> None:
 def test_nul_in_list_entries_is_refused() -> None:
     with pytest.raises(ValidationError, match="keywords: contains a NUL"):
         publication_from_fields(
-            {"title": "t", "category": "service", "issuing_body": "b", "body": "x", "keywords": ["a\x00b"]},
+            {
+                "title": "t",
+                "category": "service",
+                "issuing_body": "b",
+                "body": "x",
+                "keywords": ["a\x00b"],
+            },
             max_body_chars=1000,
         )

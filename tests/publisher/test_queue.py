@@ -153,7 +153,9 @@ async def test_transient_failures_retry_with_growing_delays_then_succeed(
     for _ in range(20):
         # One attempt per round: claim exactly the due row and process it.
         await asyncio.sleep(max(0.0, (row_due - utcnow()).total_seconds()) + 0.01)
-        claimed = await queue.claim(db, worker_id=worker.worker_id, limit=1, lease_seconds=30, channels=["fake"])
+        claimed = await queue.claim(
+            db, worker_id=worker.worker_id, limit=1, lease_seconds=30, channels=["fake"]
+        )
         if claimed:
             await worker._process(claimed[0])
         [row] = [d for d in await _deliveries(db, draft.id) if d.channel == "fake"]
