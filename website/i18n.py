@@ -58,6 +58,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Page {page} of {pages} ({total} items)",
     ),
     "results_for": ("“{q}”的搜索结果：共 {total} 条", "{total} results for “{q}”"),
+    # Beyond the counting cap the total is an estimate.
+    "results_about": ("“{q}”的搜索结果：约 {total} 条", "About {total} results for “{q}”"),
     "no_results": (
         "没有找到相关信息，请换个关键词试试。",
         "No results. Please try other keywords.",

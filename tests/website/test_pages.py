@@ -271,3 +271,25 @@ async def test_home_sections_feeds_sitemap_and_elder_mode(
     assert 'class="elder"' not in await (await client.get("/")).text()
     assert (await client.get("/static/website/site.css")).status == 200
     assert ORG in catalog["new"].index_number
+
+
+async def test_search_page_says_about_when_the_total_is_estimated(
+    client: TestClient[Any, Any], catalog: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from website import search as site_search
+
+    exact = validate(await (await client.get("/search?q=医保")).text())
+    assert "共 2 条" in exact.findtext(".//h2")
+    english = validate(await (await client.get("/en/search?q=医保")).text(), "en")
+    assert english.findtext(".//h2").startswith("2 results")
+    # Counting stops at the cap: beyond it the heading gives an estimate, never "N+".
+    for serial in range(20, 32):
+        await add_item(client.app[keys.DB], serial, title=f"动态{serial}", body="医保报销。")
+    monkeypatch.setattr(site_search, "CANDIDATES", 1)
+    monkeypatch.setattr(site_search, "TOTAL_CAP", 1)
+    page = await client.get("/search?q=医保&page=1")
+    assert page.status == 200
+    heading = validate(await page.text()).findtext(".//h2")
+    assert "约" in heading and "+" not in heading
+    english = validate(await (await client.get("/en/search?q=医保")).text(), "en")
+    assert english.findtext(".//h2").startswith("About ")
