@@ -188,10 +188,14 @@ class WeiboAPI:
         data = await self.call("POST", "statuses/destroy.json", fields={"id": status_id})
         return _dict(data, "statuses/destroy.json")
 
-    async def comments_to_me(self, since_id: int | str = 0, count: int = 50) -> dict[str, Any]:
+    async def comments_to_me(
+        self, since_id: int | str = 0, count: int = 50, page: int = 1
+    ) -> dict[str, Any]:
         """``comments/to_me.json``: comments on the account's posts since ``since_id``."""
         data = await self.call(
-            "GET", "comments/to_me.json", params={"since_id": since_id, "count": count}
+            "GET",
+            "comments/to_me.json",
+            params={"since_id": since_id, "count": count, "page": page},
         )
         return _dict(data, "comments/to_me.json")
 

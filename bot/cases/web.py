@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -490,19 +490,25 @@ def ticks(app: web.Application) -> list[Tick]:
             calendar = await service.load_calendar(session)
             return await deadlines.remind(session, rules, calendar, now=clock())
 
-    rule_cache: list[Any] = []
+    answerers: list[Any] = []
 
-    def keyword_answer(account: str) -> Callable[[str], Awaitable[str | None]]:
-        async def find(text: str) -> str | None:
+    def weibo_answers() -> Any:
+        # One per application: its rule cache is the WeChat bot's RuleCache, kept warm.
+        if not answerers:
+            from bot.comments.answers import Answerer
             from bot.keywords import RuleCache
-            from bot.router import TextReply
 
-            if not rule_cache:
-                rule_cache.append(RuleCache(app[keys.DB], 30.0))
-            rule = await rule_cache[0].find(account, text)
-            return rule.reply.content if rule and isinstance(rule.reply, TextReply) else None
-
-        return find
+            answerers.append(
+                Answerer(
+                    app[keys.DB],
+                    RuleCache(app[keys.DB], settings.bot.keyword_cache_seconds),
+                    base_url=settings.website.base_url,
+                    auto_rules=settings.comments.auto_answer_rules,
+                    search_automatic=settings.comments.weibo_search_answers,
+                    language=settings.bot.language,
+                )
+            )
+        return answerers[0]
 
     async def poll_weibo() -> int:
         from bot.cases import weibo
@@ -517,7 +523,7 @@ def ticks(app: web.Application) -> list[Tick]:
                 account,
                 office,
                 now=clock(),
-                answer=keyword_answer(account),
+                answers=weibo_answers(),
             )
         return total
 

@@ -1,23 +1,42 @@
-"""Weibo comments on our posts (and mentions in comments) polled into cases.
+"""Weibo comments on our posts (and mentions in comments) polled into answers or cases.
 
-Each comment becomes at most one case: the case's unique ``remote_id``
-(``weibo:<account>:<comment id>``) makes a repeated poll after a restart a no-op, and the
-per-account cursor only moves forward after the cases are committed.
+Each comment is decided once, by this poller alone (the comments inbox collector leaves
+Weibo's automatic answers to it):
+
+- a keyword rule or a published item answers it and the office lets that answer go out
+  without a person (``[comments] auto_answer_rules``, ``[comments] weibo_search_answers``):
+  a Weibo comment reply is put in the comments inbox's reply outbox, which posts it exactly
+  once (claimed row, reconciled against ``comments/show`` after an unknown outcome), and no
+  case is opened;
+- otherwise it becomes a case, as before, with any rule or search answer noted on the case
+  as a suggestion for staff.
+
+The decision is committed in one transaction with the unique keys that make it stick: the
+inbox comment (platform, account, remote id) with its one reply row, or the case's
+``remote_id`` (``weibo:<account>:<comment id>``). A repeated poll after a restart, or a
+second poller, finds them and does nothing; the per-account cursor moves only with them.
+Automatic replies need the post's inbox thread (posts govcast published); comments under
+other posts always become cases.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases import service
 from bot.cases.delivery import ApiLookup
-from bot.cases.models import Case, CaseState, WeiboCursor
+from bot.cases.models import Case, WeiboCursor
+from bot.comments import service as inbox
+from bot.comments.answers import Answer, Answerer
+from bot.comments.models import Comment, CommentReply, CommentThread
 from publisher import audit
 from publisher.db import Database
 from publisher.orm import utcnow
@@ -25,13 +44,15 @@ from publisher.orm import utcnow
 log = logging.getLogger("govcast.bot.cases")
 
 MIN_TEXT = 5
+PAGE = 100
+MAX_PAGES = 5  # parse_comments keeps at most 500 per poll
 _MENTION = re.compile(r"@[\w\-\u4e00-\u9fa5]{1,30}")
 _REPLY_PREFIX = re.compile(r"^回复@[^:：]{1,30}[:：]")
 
 
 def comment_text(raw: str) -> str:
     """The citizen's words: reply prefixes and @mentions removed, whitespace trimmed."""
-    return _MENTION.sub("", _REPLY_PREFIX.sub("", raw or "")).strip()
+    return _MENTION.sub("", _REPLY_PREFIX.sub("", inbox.clean_text(raw))).strip()
 
 
 def parse_comments(data: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -70,6 +91,22 @@ def parse_comments(data: Mapping[str, Any]) -> list[dict[str, str]]:
     return found
 
 
+async def _fetch(api: Any, since: str) -> list[Mapping[str, Any]]:
+    """New ``comments/to_me`` items since the cursor, all pages (newest pages first)."""
+    items: list[Mapping[str, Any]] = []
+    for page in range(1, MAX_PAGES + 1):
+        data = await api.comments_to_me(since_id=since, count=PAGE, page=page)
+        raw = data.get("comments") if isinstance(data, Mapping) else None
+        if not isinstance(raw, list):
+            break
+        items.extend(item for item in raw if isinstance(item, Mapping))
+        if len(raw) < PAGE:
+            break
+    else:
+        log.warning("weibo comments beyond one poll's pages", extra={"pages": MAX_PAGES})
+    return items
+
+
 async def poll_account(
     db: Database,
     rules: service.CaseRules,
@@ -78,29 +115,60 @@ async def poll_account(
     office_key: str,
     *,
     now: datetime | None = None,
-    answer: Callable[[str], Awaitable[str | None]] | None = None,
+    answers: Answerer | None = None,
 ) -> int:
-    """Turn new comments on one account's posts into cases; returns how many were new.
-
-    ``answer`` looks a comment up in the keyword rules (as WeChat does): a match is
-    answered at once through the same exactly-once outbox, and the case is recorded as
-    replied automatically."""
+    """Answer or open a case for each new comment on one account's posts; returns how many
+    comments were newly handled (replies queued plus cases opened)."""
     now = now or utcnow()
     async with db.sessions() as session:
         cursor = await session.get(WeiboCursor, account)
         since = cursor.since_id if cursor else "0"
-    data = await apis("weibo", account).comments_to_me(since_id=since, count=100)
+    raw = await _fetch(apis("weibo", account), since)
+    data = {"comments": raw}
     comments = [c for c in parse_comments(data) if int(c["id"]) > int(since)]
-    # Keyword answers are looked up before the write transaction: on SQLite a second
-    # connection inside it would wait for the write lock this one holds.
-    answers: dict[str, str | None] = {}
+    remotes = {r.remote_id: r for r in inbox.parse_weibo(data)}
+    # Answers are looked up before the write transaction: on SQLite a second connection
+    # inside it would wait for the write lock this one holds.
+    found: dict[str, Answer | None] = {}
     for comment in comments:
-        if answer is not None and len(comment["text"]) >= MIN_TEXT:
-            answers[comment["id"]] = await answer(comment["text"])
-    created = 0
+        if answers is not None and comment["text"] and comment["id"] in remotes:
+            found[comment["id"]] = await answers.find(account, comment["text"], now)
+    try:
+        handled, replies = await _decide(
+            db, rules, account, office_key, since, comments, remotes, found, now
+        )
+    except IntegrityError:
+        # Another poller committed the same comments first (unique case id, inbox comment
+        # or cursor row): everything it decided stands; the next poll starts after it.
+        log.warning("weibo comments decided by another poller", extra={"account": account})
+        return 0
+    if handled:
+        log.info(
+            "weibo comments handled",
+            extra={"account": account, "cases": handled - replies, "replies": replies},
+        )
+    return handled
+
+
+async def _decide(
+    db: Database,
+    rules: service.CaseRules,
+    account: str,
+    office_key: str,
+    since: str,
+    comments: list[dict[str, str]],
+    remotes: Mapping[str, inbox.Remote],
+    found: Mapping[str, Answer | None],
+    now: datetime,
+) -> tuple[int, int]:
+    """One transaction: each comment answered or made a case, and the cursor moved."""
+    handled = replies = 0
     async with db.transaction() as session:
+        # A post published a moment ago gets its inbox thread now, not at the next collection.
+        await inbox.discover(session, now)
         calendar = await service.load_calendar(session)
         office_id = await service.office_id_by_key(session, office_key)
+        threads = await _threads(session, account, {c["status_id"] for c in comments})
         remote_ids = [f"weibo:{account}:{c['id']}" for c in comments]
         existing = (
             set(
@@ -114,7 +182,24 @@ async def poll_account(
             else set()
         )
         for comment, remote_id in zip(comments, remote_ids, strict=True):
-            if remote_id in existing or len(comment["text"]) < MIN_TEXT:
+            if remote_id in existing or comment["id"] not in remotes:
+                continue  # a case already, or our own account's comment
+            answer = found.get(comment["id"])
+            thread = threads.get(comment["status_id"])
+            stored = None
+            if thread is not None:
+                stored = await _inbox_comment(session, thread, remotes[comment["id"]], now)
+                if stored is None:
+                    continue  # already answered, hidden or a case: decided before
+            if answer is not None and answer.automatic and stored is not None:
+                queued = await inbox.enqueue_automatic(
+                    session, stored, answer.text, answer.source, now
+                )
+                if queued is not None:
+                    handled += 1
+                    replies += 1
+                    continue
+            if len(comment["text"]) < MIN_TEXT:
                 continue
             case, _secret = await service.receive(
                 session,
@@ -129,22 +214,24 @@ async def poll_account(
                     sender=comment["user"],
                     remote_id=remote_id,
                     reply_address={"comment_id": comment["id"], "status_id": comment["status_id"]},
+                    publication_id=thread.publication_id if thread is not None else None,
                 ),
                 now=now,
             )
-            created += 1
-            auto = answers.get(comment["id"])
-            if auto:
-                case.state, case.reply_text, case.replied_at = (CaseState.REPLIED.value, auto, now)
-                service.enqueue_message(session, case, "reply", auto, now)
-                audit.record(
+            handled += 1
+            if stored is not None:
+                stored.case_id = case.id
+                stored.updated_at = now
+                stored.state = inbox.state_of(stored)
+            if answer is not None:
+                # Staff see what the rules or the corpus would answer; a person sends it.
+                service._event(
                     session,
-                    audit.Actor.system("keyword-rules"),
-                    "case.auto_reply",
-                    "case",
-                    case.id,
-                    office_id=case.office_id,
-                    number=case.number,
+                    case,
+                    audit.Actor.system(f"weibo-{answer.source}"),
+                    "note",
+                    f"建议答复 / suggested answer: {answer.text}",
+                    now=now,
                 )
         row = await session.get(WeiboCursor, account)
         newest = max([int(since), *(int(c["id"]) for c in comments)])
@@ -152,6 +239,43 @@ async def poll_account(
             session.add(WeiboCursor(account=account, since_id=str(newest), polled_at=now))
         else:
             row.since_id, row.polled_at = str(newest), now
-    if created:
-        log.info("weibo comments became cases", extra={"account": account, "cases": created})
-    return created
+    return handled, replies
+
+
+async def _threads(
+    session: AsyncSession, account: str, status_ids: set[str]
+) -> dict[str, CommentThread]:
+    """The inbox threads of the commented posts that govcast published, by post id."""
+    if not status_ids:
+        return {}
+    rows = await session.execute(
+        select(CommentThread).where(
+            CommentThread.platform == "weibo",
+            CommentThread.account == account,
+            CommentThread.target.in_(sorted(status_ids)),
+        )
+    )
+    return {t.target: t for t in rows.scalars()}
+
+
+async def _inbox_comment(
+    session: AsyncSession, thread: CommentThread, remote: inbox.Remote, now: datetime
+) -> Comment | None:
+    """The comment's inbox row (stored now if the collector has not yet), or None when
+    it is already decided: replied, being replied, hidden by staff, or a case."""
+    await inbox.store(session, thread, [remote], now)
+    comment = await session.scalar(
+        select(Comment).where(
+            Comment.platform == "weibo",
+            Comment.account == thread.account,
+            Comment.remote_id == remote.remote_id,
+        )
+    )
+    if comment is None or comment.hidden or comment.case_id is not None:
+        return None
+    if comment.reply_text is not None:
+        return None
+    replied = await session.scalar(
+        select(CommentReply.id).where(CommentReply.comment_id == comment.id)
+    )
+    return None if replied is not None else comment

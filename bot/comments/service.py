@@ -447,7 +447,12 @@ async def poll_thread(
             comment = await session.get(Comment, comment_id)
             assert comment is not None
             answer = suggestions.get(comment.remote_id)
-            if answer and comment.reply_text is None and not comment.hidden:
+            if (
+                answer
+                and comment.reply_text is None
+                and not comment.hidden
+                and comment.case_id is None
+            ):
                 await _enqueue_reply(session, comment, answer, "keyword-rules", now, True)
     if new_ids:
         log.info(
@@ -477,6 +482,10 @@ async def _auto_answers(
 ) -> dict[str, str]:
     """Answers of the rules the office put on automatic, by remote comment id."""
     found: dict[str, str] = {}
+    if thread.platform == "weibo":
+        # Weibo comments are decided by the comments/to_me poller (bot.cases.weibo): answer
+        # or case, never both, and never answered from two places.
+        return found
     for remote in remotes:
         if remote.reply_text:
             continue
@@ -603,6 +612,32 @@ async def _enqueue_reply(
     )
     session.add(row)
     await session.flush()
+    return row
+
+
+async def enqueue_automatic(
+    session: AsyncSession, comment: Comment, text: str, source: str, now: datetime
+) -> CommentReply | None:
+    """Put an answer the office lets go out without a person in the outbox; None if the
+    comment already has a reply, is hidden or is a case (a person decides then)."""
+    if comment.hidden or comment.case_id is not None or comment.reply_text is not None:
+        return None
+    if await session.scalar(select(CommentReply.id).where(CommentReply.comment_id == comment.id)):
+        return None
+    try:
+        cleaned = reply_text(comment.platform, text)
+    except ValidationError:
+        return None  # nothing postable: a person answers instead
+    row = await _enqueue_reply(session, comment, cleaned, f"auto:{source}"[:100], now, True)
+    audit.record(
+        session,
+        audit.Actor.system(f"comments-{source}"),
+        "comment.auto_reply",
+        "comment",
+        comment.id,
+        publication_id=comment.publication_id,
+        source=source,
+    )
     return row
 
 

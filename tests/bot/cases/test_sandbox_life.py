@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from bot.cases import service
 from bot.cases import web as cases_web
-from bot.cases.models import Case, CaseMessage
+from bot.cases.models import Case, CaseEvent, CaseMessage
 from bot.keywords import add_rule
 from govcast import keys
 from govcast.app import create_app
@@ -147,7 +147,8 @@ async def test_wechat_and_weibo_lives(
             assert r.status == 200, await r.text()
         assert await tick(app, "cases_weibo_comments") == 1
         assert await tick(app, "cases_weibo_comments") == 0
-        # A comment the keyword rules answer is replied to at once (and still recorded).
+        # A keyword rule the office has not put on automatic answers is only a suggestion:
+        # the comment still becomes a case, with the suggested answer noted for staff.
         async with db.transaction() as session:
             await add_rule(
                 session,
@@ -166,16 +167,28 @@ async def test_wechat_and_weibo_lives(
         ) as r:
             assert r.status == 200, await r.text()
         assert await tick(app, "cases_weibo_comments") == 1
-        assert await tick(app, "cases_send_messages") == 1
+        assert await tick(app, "cases_send_messages") == 0
         shown = await weibo.comments_show(post["id"])
-        assert any("医保缴费请见" in c["text"] for c in shown["comments"])
+        assert not any("医保缴费请见" in c["text"] for c in shown["comments"])
+        async with db.sessions() as session:
+            yibao = (
+                await session.execute(select(Case).where(Case.text.contains("医保")))
+            ).scalar_one()
+            notes = (
+                await session.execute(select(CaseEvent.text).where(CaseEvent.case_id == yibao.id))
+            ).scalars()
+            assert any("医保缴费请见" in n for n in notes)
     # A restart: a new application over the same database polls again; still one case.
     async with running(tmp_path, database_url, clock) as (app, origin):
         assert await tick(app, "cases_weibo_comments") == 0
         async with db.sessions() as session:
             weibo_case = (
                 await session.execute(
-                    select(Case).where(Case.channel == "weibo", Case.state == "received")
+                    select(Case).where(
+                        Case.channel == "weibo",
+                        Case.state == "received",
+                        Case.text.contains("路灯"),
+                    )
                 )
             ).scalar_one()
         await handle(db, admin, weibo_case.number, clock[0])
