@@ -19,6 +19,7 @@ from bot.dedup import Claim, Finish, InboundStore
 from bot.handlers import SearchCache, build_fallback, events, fallback
 from bot.keywords import RuleCache
 from bot.router import Context, Dispatcher, InboundMessage, Reply, Router, TextReply, openid_hash
+from govcast.rediscache import SharedRedis
 from govcast.settings import Settings, WechatAccountSettings
 from publisher.db import Database
 
@@ -92,6 +93,7 @@ class BotService:
         app: Any = None,
         api_for: Callable[[str], Any] | None = None,
         clock: Callable[[], float] = time.time,
+        redis: SharedRedis | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -100,7 +102,11 @@ class BotService:
         self.accounts: Mapping[str, Account] = {
             key: Account.from_settings(key, acct) for key, acct in settings.wechat.accounts.items()
         }
-        self.store = InboundStore(db)
+        # Redis marks outlive every replay the timestamp check lets through (it allows
+        # +/- the window around the push's own CreateTime).
+        self.store = InboundStore(
+            db, redis=redis, window_seconds=2 * settings.bot.timestamp_window_seconds
+        )
         self.rules = RuleCache(db, settings.bot.keyword_cache_seconds)
         self.dispatcher = dispatcher or build_dispatcher(settings, self.rules, package_routers())
         self.api_for = api_for

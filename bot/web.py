@@ -34,7 +34,7 @@ def setup(app: web.Application) -> None:
 
 
 async def _service(app: web.Application) -> AsyncIterator[None]:
-    service = BotService(app[keys.SETTINGS], app[keys.DB], app=app)
+    service = BotService(app[keys.SETTINGS], app[keys.DB], app=app, redis=app.get(keys.REDIS))
     app[BOT] = service
     yield
     await service.close()

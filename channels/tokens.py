@@ -8,16 +8,31 @@ refresher takes a short lease on the app's row inside a locked transaction
 sandbox may share this very database), then writes the token back. Others wait for the
 lease and read the result. Tokens are refreshed ahead of expiry; a per-day budget makes
 it impossible for any loop to burn the platform's daily token quota.
+
+With ``[redis] url`` set, Redis is a read cache in front of the row: a process that has
+no token in memory reads it from Redis (no database round trip), and the refresher
+writes each new token there. The single-flight stays the database row lock on purpose:
+the row carries the daily budget, the forced-refresh spacing and the lease, which must
+stay exact even when Redis is flushed or down, and refreshes are rare (about twelve a
+day per app), so a Redis lock would add a second lock and a second failure mode
+(a lock outliving its holder) while saving nothing on the hot path, which is the read.
+The database stays the source of truth: Redis flushed means one database read (which
+puts the token back); Redis down means the database path as before, with one warning.
+Cache writes are versioned by ``fetched_at`` (a slow writer never replaces a newer token
+with an older one), and a token the platform rejected is removed with a compare-and-delete,
+so a newer token written meanwhile survives.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -26,6 +41,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.token_models import ChannelToken
+from govcast.rediscache import DOWN, SharedRedis, run_script
 from publisher.db import Database
 from publisher.orm import utcnow
 from publisher.outcomes import TransientError
@@ -34,6 +50,30 @@ log = logging.getLogger("govcast.channels")
 
 # fetch(force_refresh) -> (access_token, expires_in seconds)
 TokenFetch = Callable[[bool], Awaitable[tuple[str, float]]]
+
+# KEYS[1] = the token key; ARGV = value, version, ttl ms. Writes unless a newer version
+# (a later fetched_at) is already there.
+_PUT_IF_NEWER = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ok, old = pcall(cjson.decode, cur)
+  if ok and type(old) == 'table' and tonumber(old['v']) and
+      tonumber(old['v']) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+# KEYS[1] = the token key; ARGV[1] = the rejected token. Deletes only that token (or an
+# unreadable value), never a newer one another process has written meanwhile.
+_DROP_IF_STALE = """
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+local ok, old = pcall(cjson.decode, cur)
+if ok and type(old) == 'table' and old['t'] ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
 
 
 @dataclass(frozen=True)
@@ -71,8 +111,10 @@ class TokenHolder:
         policy: TokenPolicy | None = None,
         zone: ZoneInfo | None = None,
         clock: Callable[[], datetime] = utcnow,
+        redis: SharedRedis | None = None,
     ) -> None:
         self.db = db
+        self.redis = redis
         self.platform = platform
         self.app_id = app_id
         self._fetch = fetch
@@ -84,21 +126,28 @@ class TokenHolder:
         self._local = asyncio.Lock()  # one refresher per process; the row lock across them
 
     async def token(self) -> str:
-        """A valid token: from memory, else from the database, else freshly fetched."""
+        """A valid token: from memory, else Redis, else the database, else freshly fetched."""
         now = self.clock()
         if self._memo is not None and self._fresh(self._memo[1], self._memo[2], now):
             return self._memo[0]
+        cached = await self._cache_get()
+        if cached is not None and self._fresh(cached[1], cached[2], now):
+            self._memo = cached
+            return cached[0]
         async with self.db.sessions() as session:
             row = await self._row(session, lock=False)
         if row is not None and row.access_token and row.expires_at and row.refresh_after:
             if self._fresh(row.refresh_after, row.expires_at, now):
                 self._memo = (row.access_token, row.refresh_after, row.expires_at)
+                # Redis had nothing usable (flushed, expired, first start): put it back.
+                await self._cache_put(row, now)
                 return row.access_token
         return await self._refresh(stale=None)
 
     async def refresh(self, stale: str) -> str:
         """The platform rejected ``stale``: return a newer token (fetching at most once)."""
         self._memo = None
+        await self._cache_drop(stale)
         return await self._refresh(stale=stale)
 
     def forget(self) -> None:
@@ -171,7 +220,8 @@ class TokenHolder:
                     # Another process refreshed while we waited, or the token is fresh.
                     if stale is not None or self._fresh(row.refresh_after, row.expires_at, now):
                         self._memo = (row.access_token, row.refresh_after, row.expires_at)
-                        return row.access_token
+                        found = row
+                        break
                 leased = (
                     row.refreshing_until is not None
                     and row.refreshing_until > now
@@ -216,6 +266,10 @@ class TokenHolder:
                 await asyncio.sleep(0.1)
                 continue
             return await self._fetch_and_store(force, extra)
+        # Outside the transaction: heal the cache in case the refresher's write was lost.
+        await self._cache_put(found, self.clock())
+        assert found.access_token
+        return found.access_token
 
     async def _fetch_and_store(self, force: bool, extra: dict[str, str]) -> str:
         try:
@@ -244,11 +298,84 @@ class TokenHolder:
             row.refreshing_owner = None
             row.updated_at = now
         self._memo = (token, refresh_after, expires_at)
+        await self._cache_put(row, now)
         log.info(
             "access token fetched",
             extra={**extra, "forced": force, "expires_in": int(expires_in)},
         )
         return token
+
+    # --- the Redis read cache (optional) ---------------------------------------------
+
+    def _cache_key(self) -> str:
+        assert self.redis is not None
+        return self.redis.key("token", self.platform, self.app_id)
+
+    async def _cache_get(self) -> tuple[str, datetime, datetime] | None:
+        """(token, refresh_after, expires_at) from Redis, or None (missing, bad, or down)."""
+        if self.redis is None:
+            return None
+        key = self._cache_key()
+        raw = await self.redis.attempt("token get", lambda client: client.get(key))
+        if raw is DOWN or raw is None:
+            return None
+        try:
+            value: Any = json.loads(raw)
+            token, refresh_after, expires = value["t"], value["r"], value["e"]
+            if not (isinstance(token, str) and token):
+                raise TypeError("token is not a string")
+            return (
+                token,
+                datetime.fromtimestamp(float(refresh_after), UTC),
+                datetime.fromtimestamp(float(expires), UTC),
+            )
+        except (ValueError, TypeError, KeyError, OverflowError):
+            # Not ours or corrupted: ignore it; the next write replaces it.
+            log.warning(
+                "token cache entry unreadable; using the database",
+                extra={"platform": self.platform, "app_id": self.app_id},
+            )
+            return None
+
+    async def _cache_put(self, row: ChannelToken, now: datetime) -> None:
+        if self.redis is None:
+            return
+        if not (row.access_token and row.expires_at and row.refresh_after and row.fetched_at):
+            return
+        expires, refresh_after = _aware(row.expires_at), _aware(row.refresh_after)
+        usable_until = expires - timedelta(seconds=self.policy.expiry_slack)
+        ttl_ms = int((usable_until - now).total_seconds() * 1000)
+        if ttl_ms <= 0:
+            return
+        version = int(_aware(row.fetched_at).timestamp() * 1_000_000)
+        value = json.dumps(
+            {
+                "t": row.access_token,
+                "r": refresh_after.timestamp(),
+                "e": expires.timestamp(),
+                "v": version,
+            }
+        )
+        key = self._cache_key()
+        await self.redis.attempt(
+            "token put",
+            lambda client: run_script(
+                client, _PUT_IF_NEWER, [key], [value, str(version), str(ttl_ms)]
+            ),
+        )
+
+    async def _cache_drop(self, stale: str) -> None:
+        if self.redis is None:
+            return
+        key = self._cache_key()
+        await self.redis.attempt(
+            "token drop", lambda client: run_script(client, _DROP_IF_STALE, [key], [stale])
+        )
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands datetimes back without a zone; they are stored in UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 __all__ = ["TokenFetch", "TokenHolder", "TokenPolicy"]

@@ -47,6 +47,7 @@ from channels.wechat_render import (
     prepare_image,
     render_article,
 )
+from govcast.rediscache import SharedRedis
 from govcast.scheduler import Tick
 from govcast.settings import Settings, WechatAccountSettings
 from publisher import queue, workflow
@@ -119,6 +120,7 @@ class WeChatChannel:
         submit_settle_seconds: float = 20.0,
         poll_seconds: float | None = None,
         request_timeout: float = 15.0,
+        redis: SharedRedis | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -138,6 +140,7 @@ class WeChatChannel:
                     fetch=_fetcher(http, account),
                     policy=token_policy,
                     zone=zone,
+                    redis=redis,
                 )
             api = WeChatAPI(
                 http,
@@ -736,11 +739,17 @@ async def _settle_in(
     return delivery_id
 
 
-def build(settings: Settings, db: Database, http: aiohttp.ClientSession) -> WeChatChannel | None:
+def build(
+    settings: Settings,
+    db: Database,
+    http: aiohttp.ClientSession,
+    *,
+    redis: SharedRedis | None = None,
+) -> WeChatChannel | None:
     """The WeChat channel of this deployment, or None when no account is configured."""
     if not settings.wechat.accounts:
         return None
-    return WeChatChannel(settings, db, http)
+    return WeChatChannel(settings, db, http, redis=redis)
 
 
 __all__ = [

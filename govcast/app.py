@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from channels.base import ChannelRegistry
-from govcast import keys, metrics, runtime
+from govcast import keys, metrics, rediscache, runtime
 from govcast import scheduler as ticks
 from govcast.settings import Settings
 
@@ -32,6 +32,7 @@ def create_app(settings: Settings, roles: Iterable[str] = ALL_ROLES) -> web.Appl
     app[keys.STOP] = asyncio.Event()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_channels)
     if "worker" in app[keys.ROLES]:
         app.cleanup_ctx.append(_worker)
@@ -80,8 +81,23 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    # Optional: only with [redis] url. Redis being down at start-up does not stop the
+    # process (everything falls back to the database); the first failure logs a warning.
+    settings = app[keys.SETTINGS]
+    if not settings.redis.url:
+        yield
+        return
+    shared = rediscache.connect(settings.redis)
+    app[keys.REDIS] = shared
+    yield
+    await shared.close()
+
+
 async def _channels(app: web.Application) -> AsyncIterator[None]:
-    app[keys.CHANNELS] = runtime.build_channels(app[keys.SETTINGS], app[keys.DB], app[keys.HTTP])
+    app[keys.CHANNELS] = runtime.build_channels(
+        app[keys.SETTINGS], app[keys.DB], app[keys.HTTP], redis=app.get(keys.REDIS)
+    )
     yield
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import aiohttp
@@ -11,6 +12,7 @@ from channels.base import ChannelRegistry
 from channels.website import WebsiteChannel
 from channels.wechat import build as build_wechat
 from channels.weibo import build as build_weibo
+from govcast.rediscache import SharedRedis
 from govcast.settings import Settings
 from publisher.config import CoreConfig
 from publisher.db import Database
@@ -80,22 +82,26 @@ async def sync_offices(db: Database, settings: Settings) -> None:
 
 
 def build_channels(
-    settings: Settings, db: Database, http: aiohttp.ClientSession
+    settings: Settings,
+    db: Database,
+    http: aiohttp.ClientSession,
+    *,
+    redis: SharedRedis | None = None,
 ) -> ChannelRegistry:
     """The channel registry of this deployment, listed explicitly."""
     from website.export import change_hook
 
     registry = ChannelRegistry([WebsiteChannel(db, on_change=change_hook(settings, db))])
-    for factory in _social_channel_factories():
+    for factory in _social_channel_factories(redis):
         channel = factory(settings, db, http)
         if channel is not None:
             registry.register(channel)
     return registry
 
 
-def _social_channel_factories() -> list[Any]:
-    # The social adapters, one line each, explicitly.
-    return [build_wechat, build_weibo]
+def _social_channel_factories(redis: SharedRedis | None) -> list[Any]:
+    # The social adapters, one line each, explicitly. WeChat's token cache may use Redis.
+    return [functools.partial(build_wechat, redis=redis), build_weibo]
 
 
 def build_worker(

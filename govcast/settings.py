@@ -13,6 +13,7 @@ line and exit with status 2.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import re
 import tomllib
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -260,6 +262,25 @@ class CommentsSettings:
     threads_per_tick: int = 50
     # Keyword rule ids whose answer is posted without a person (the office's choice).
     auto_answer_rules: tuple[int, ...] = ()
+    # Post the best published item's link under a Weibo comment without a person (off:
+    # the link is only suggested to staff and the comment becomes a case).
+    weibo_search_answers: bool = False
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """Optional Redis in front of the database for the token cache and callback dedup."""
+
+    # Empty: off (the default). redis://, rediss:// or unix://; it may hold a password,
+    # so it is a Secret and only ever logged masked.
+    url: Secret = _NO_SECRET
+    # Prepended to every key, so several deployments (or tests) can share one server.
+    key_prefix: str = "govcast:"
+    # Per-command budget: Redis slower than this counts as down and the database answers
+    # (the callback has 5 seconds in all).
+    timeout_seconds: float = 0.5
+    # After a failure, go straight to the database for this long before trying again.
+    retry_after_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -286,6 +307,7 @@ class Settings:
     cases: CasesSettings = field(default_factory=CasesSettings)
     bot: BotSettings = field(default_factory=BotSettings)
     comments: CommentsSettings = field(default_factory=CommentsSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
     # Where the file came from; relative paths in it are resolved against its folder.
     source: Path = DEFAULT_CONFIG
 
@@ -565,6 +587,7 @@ def _validate(settings: Settings) -> None:
     if cases.max_total_working_days < cases.reply_working_days:
         raise SettingsError("cases.max_total_working_days", "must be at least reply_working_days")
     _validate_bot(settings.bot)
+    _validate_redis(settings.redis)
     if settings.logging.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
 
@@ -605,6 +628,57 @@ def _validate_button(where: str, button: MenuButtonSettings, max_name: int) -> N
         re.match(r"^https?://", button.url) and len(button.url.encode()) <= 1024
     ):
         raise SettingsError(f"{where}.url", "must be an http(s) URL of at most 1,024 bytes")
+
+
+def _validate_redis(cfg: RedisSettings) -> None:
+    # Messages never quote the URL: it may carry a password.
+    url = cfg.url.reveal()
+    if url:
+        problem = redis_url_problem(url)
+        if problem:
+            raise SettingsError("redis.url", problem)
+        try:
+            # Optional dependency: imported only when configured (pip install 'govcast[redis]').
+            importlib.import_module("redis.asyncio")
+        except ImportError:
+            raise SettingsError(
+                "redis.url",
+                "is set but the redis package is not installed (pip install 'govcast[redis]')",
+            ) from None
+    if not re.fullmatch(r"[A-Za-z0-9_.:\-]{1,64}", cfg.key_prefix):
+        raise SettingsError(
+            "redis.key_prefix", "must be 1-64 letters, digits, '_', '.', ':' or '-'"
+        )
+    if not 0 < cfg.timeout_seconds <= 5:
+        raise SettingsError("redis.timeout_seconds", "must be between 0 and 5 seconds")
+    if cfg.retry_after_seconds < 0:
+        raise SettingsError("redis.retry_after_seconds", "must not be negative")
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable Redis URL, or None; never quotes the URL (pure)."""
+    if len(url) > 2048 or not url.isprintable() or any(ch.isspace() for ch in url):
+        return "must be a redis://, rediss:// or unix:// URL without spaces"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "must be a redis://, rediss:// or unix:// URL with a valid port"
+    if parts.scheme not in ("redis", "rediss", "unix") or not url.startswith(f"{parts.scheme}://"):
+        return "must start with redis://, rediss:// or unix://"
+    if parts.scheme == "unix":
+        # unix://host/x would silently mean the socket /x: a host here is a mistake.
+        if parts.hostname or not parts.path.startswith("/") or parts.path == "/":
+            return "unix:// URLs must name the socket's absolute path (unix:///run/redis.sock)"
+        return None
+    if not parts.hostname:
+        return "must name a host (redis://host:6379/0)"
+    if port == 0:
+        return "must name a port between 1 and 65535"
+    database = parts.path.strip("/")
+    if database and not (database.isdigit() and int(database) < 1 << 16):
+        return "the path, if any, must be a database number (redis://host:6379/0)"
+    return None
 
 
 def _validate_org_code(key: str, code: str) -> None:

@@ -239,7 +239,14 @@ def main() -> None:
             # name, server, path, contents, safe, expect
             ("govcast keyword plain", "govcast", "/wechat/plain", [KEYWORD], False, KEYWORD_REPLY),
             ("govcast keyword safe", "govcast", "/wechat/main", [KEYWORD], True, KEYWORD_REPLY),
-            ("diagnostic: keyword plain without cases router", "nocases", "/wechat/plain", [KEYWORD], False, KEYWORD_REPLY),
+            (
+                "diagnostic: keyword plain without cases router",
+                "nocases",
+                "/wechat/plain",
+                [KEYWORD],
+                False,
+                KEYWORD_REPLY,
+            ),
             ("govcast search plain", "govcast", "/wechat/plain", queries, False, "<ArticleCount>"),
             ("govcast search safe", "govcast", "/wechat/main", queries, True, "<ArticleCount>"),
             (
@@ -271,11 +278,18 @@ def main() -> None:
             jobs = [("/wechat/plain", False, i) for i in range(4)]
             jobs += [("/wechat/main", True, i) for i in range(4)]
             list(pool.map(warm, jobs))
-        print(f"warm-up of {len(queries)} queries per account: {time.perf_counter() - t0:.0f} s", flush=True)
+        print(
+            f"warm-up of {len(queries)} queries per account: {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
         results: dict[str, list[dict[str, float]]] = {s[0]: [] for s in scenarios}
         for rnd in range(args.rounds):
             for name, server, path, contents, safe, _ in scenarios:
-                count = 15_000 * args.duration if server in ("govcast", "nocache", "nocases") else 20_000
+                count = (
+                    15_000 * args.duration
+                    if server in ("govcast", "nocache", "nocases")
+                    else 20_000
+                )
                 requests = pushes.file(path, contents, safe, count)
                 try:
                     before = asyncio.run(count_records(url)) if server == "govcast" else 0
