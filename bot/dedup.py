@@ -26,11 +26,12 @@ import asyncio
 import logging
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from govcast.rediscache import DOWN, SharedRedis, run_script
+from publisher.batching import GroupCommit
 from publisher.db import Database
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("govcast.bot")
 
-MAX_BATCH = 200
 # Redis marks: "h:<owner>" while handling, "done:<reply>" / "deferred:<reply>" after.
 _HANDLING = "h"
 # KEYS[1] = the mark; ARGV[1] = the claimant's own handling value. Deletes it only while
@@ -47,48 +47,6 @@ _DELETE_IF_OWNER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class GroupCommit(Generic[T, R]):
-    """Batches concurrent calls: while one batch is in flight, the next accumulates."""
-
-    def __init__(self, run: Callable[[list[T]], Awaitable[list[R]]]) -> None:
-        self._run = run
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._flushing = False
-
-    async def submit(self, item: T) -> R:
-        """Add one item to the next batch and wait for its result."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        try:
-            # Yield once so that callers already scheduled in this loop turn join the batch.
-            await asyncio.sleep(0)
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                try:
-                    results = await self._run([item for item, _ in batch])
-                except BaseException as exc:
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                for (_, fut), result in zip(batch, results, strict=True):
-                    if not fut.done():
-                        fut.set_result(result)
-        finally:
-            self._flushing = False
 
 
 @dataclass(frozen=True)

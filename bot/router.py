@@ -51,7 +51,7 @@ Rules:
   the message in memory where possible. A filter that must read the database per message
   (e.g. "is this citizen in an intake?") costs a pooled session each and dominates the
   callback's throughput under load (measured: ~6x fewer messages/s); batch such reads
-  across concurrent messages with :class:`bot.dedup.GroupCommit` (one ``SELECT ... WHERE
+  across concurrent messages with :class:`publisher.batching.GroupCommit` (one ``SELECT ... WHERE
   (account, openid) IN (...)`` per batch) or keep the state in one cheap Core query.
 - ``ctx.message`` is the parsed :class:`InboundMessage` (``msg_type``, ``event``,
   ``event_key``, ``content``, ``openid``...); ``ctx.openid_hash`` is what may be logged.

@@ -123,9 +123,10 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     jobs = ticks.core_ticks(app[keys.DB], settings.scheduler.tick_seconds)
     for extra in _extra_ticks(app):
         jobs.append(extra)
-    scheduler = ticks.start(jobs)
+    ticker = ticks.start(jobs)
     yield
-    scheduler.shutdown(wait=False)
+    # Before the worker, channels and database are closed (cleanup runs in reverse).
+    await ticker.stop(grace=settings.server.shutdown_grace_seconds)
 
 
 # Modules that may define `ticks(app) -> list[Tick]`, listed explicitly.

@@ -22,6 +22,7 @@ class GroupCommit(Generic[T, R]):
         self._max_batch = max_batch
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
         """Add one item to the next batch and wait for its result."""
@@ -29,8 +30,14 @@ class GroupCommit(Generic[T, R]):
         self._pending.append((item, future))
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
         return await future
+
+    async def settle(self, grace: float) -> None:
+        """Wait (up to ``grace`` s) for the batch in flight, before its database closes."""
+        flusher = self._flusher
+        if flusher is not None and not flusher.done():
+            await asyncio.wait({flusher}, timeout=grace)
 
     async def _flush(self) -> None:
         try:

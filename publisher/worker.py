@@ -212,19 +212,22 @@ class Worker:
             self._wake.clear()
 
     async def _drain(self) -> None:
-        if not self._inflight:
-            return
-        tasks = [task for _, task in self._inflight.values()]
-        _done, pending = await asyncio.wait(tasks, timeout=self.options.shutdown_grace)
-        for task in pending:
-            # Mid-call: the outcome is unknown. The lease runs out and the next claim
-            # reconciles through the channel's `find`, so nothing is posted twice.
-            task.cancel()
-        if pending:
-            log.warning(
-                "stopped with calls in flight; they will be reconciled",
-                extra={"worker": self.worker_id, "deliveries": len(pending)},
-            )
+        if self._inflight:
+            tasks = [task for _, task in self._inflight.values()]
+            _done, pending = await asyncio.wait(tasks, timeout=self.options.shutdown_grace)
+            for task in pending:
+                # Mid-call: the outcome is unknown. The lease runs out and the next claim
+                # reconciles through the channel's `find`, so nothing is posted twice.
+                task.cancel()
+            if pending:
+                log.warning(
+                    "stopped with calls in flight; they will be reconciled",
+                    extra={"worker": self.worker_id, "deliveries": len(pending)},
+                )
+                # Let the cancelled calls unwind (roll back) while the database is still
+                # open; bounded, so that a stuck call cannot hold the process forever.
+                await asyncio.wait(pending, timeout=self.options.shutdown_grace)
+        await self._recorder.settle(grace=self.options.shutdown_grace)
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         interval = max(0.5, self.options.lease_seconds / 3)

@@ -128,3 +128,35 @@ async def staff_members(db: Database, settings: Settings) -> dict[str, staff.Sta
         for name in STAFF:
             members[name] = await staff.load_member(session, name)
     return members
+
+
+# --- a stuck test explains itself ------------------------------------------------------------
+# pytest-timeout fails a test after 300 s with the main thread's stack, which for an asyncio
+# test only shows the event loop waiting. Shortly before that, print every unfinished task's
+# stack and every thread's, so that whatever is being waited for can be read off the log.
+_STUCK_AFTER_SECONDS = float(os.environ.get("GOVCAST_TEST_STUCK_SECONDS", "240"))
+
+
+def _dump_stuck(nodeid: str) -> None:
+    import faulthandler
+    import gc
+    import sys
+
+    print(f"\n=== {nodeid} still running after {_STUCK_AFTER_SECONDS:.0f} s ===", file=sys.stderr)
+    for obj in gc.get_objects():
+        if isinstance(obj, asyncio.Task) and not obj.done():
+            obj.print_stack(limit=12, file=sys.stderr)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    import threading
+
+    timer = threading.Timer(_STUCK_AFTER_SECONDS, _dump_stuck, args=(item.nodeid,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

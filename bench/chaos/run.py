@@ -266,8 +266,9 @@ async def verify(url: str, ids: list[int]) -> tuple[list[str], dict[str, Any]]:
 
 
 def restart_postgresql() -> None:
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
     subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
         check=True,
         timeout=120,
     )
