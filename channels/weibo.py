@@ -39,6 +39,9 @@ CHANNEL = "weibo"
 PIC_MAX_BYTES = 5 * 1024 * 1024 - 1
 _TIMELINE_PAGES = 4
 _TIMELINE_COUNT = 50
+# After a repeat-content answer the platform has told us the post exists: look further
+# back before giving up (a busy account may have posted hundreds since).
+_REPEAT_SEARCH_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,9 @@ class WeiboChannel:
         except DeliveryError as error:
             if error.code not in REPEAT_CODES:
                 raise
-            found = await self._find(account, rendition.link, rendition.head, exclude=exclude)
+            found = await self._find(
+                account, rendition.link, rendition.head, exclude=exclude, pages=_REPEAT_SEARCH_PAGES
+            )
             if found is not None:
                 log.info(
                     "weibo repeat content reconciled",
@@ -230,10 +235,15 @@ class WeiboChannel:
             return None
 
     async def _find(
-        self, account: _Account, link: str, head: str, exclude: Sequence[str]
+        self,
+        account: _Account,
+        link: str,
+        head: str,
+        exclude: Sequence[str],
+        pages: int = _TIMELINE_PAGES,
     ) -> Receipt | None:
         """Our post carrying ``link`` (or starting with ``head``), newest first."""
-        for page in range(1, _TIMELINE_PAGES + 1):
+        for page in range(1, pages + 1):
             data = await account.api.user_timeline(page=page, count=_TIMELINE_COUNT)
             statuses = data.get("statuses")
             if not isinstance(statuses, list) or not statuses:

@@ -128,6 +128,22 @@ async def test_repeat_content_is_reconciled(setup: Any, db: Database, code: int)
     assert info.value.code == code and info.value.retry_after == 60.0
 
 
+async def test_repeat_content_is_found_behind_hundreds_of_newer_posts(
+    setup: Any, db: Database
+) -> None:
+    # A busy account: our post went through, then 400 others; a retry answered "repeat
+    # content" must still find ours rather than wait and dead-letter.
+    platform, settings, channel = setup
+    pub = await make_publication(db, settings)
+    rendition = channel.render(pub, "main")
+    first = await channel.publish(rendition, context(pub, "main", "publish", delivery_id=1))
+    for n in range(400):
+        platform.posts.insert(0, {"id": n, "idstr": f"other-{n}", "text": f"别的微博 {n}"})
+    platform.share_error = (400, 20019)
+    again = await channel.publish(rendition, context(pub, "main", "publish", delivery_id=2))
+    assert again.remote_id == first.remote_id
+
+
 @pytest.mark.parametrize(
     ("status", "code", "kind", "retry_after"),
     [
