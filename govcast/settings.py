@@ -166,8 +166,8 @@ class QueueSettings:
     max_attempts: int = 12
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 900.0
-    batch_size: int = 32
-    concurrency: int = 32
+    batch_size: int = 64
+    concurrency: int = 64
     poll_interval_seconds: float = 0.2
     quiet_hours_start: time = time(22, 0)
     quiet_hours_end: time = time(7, 0)

@@ -66,8 +66,8 @@ class WorkerOptions:
     """Tuning of one worker."""
 
     lease_seconds: float = 60.0
-    concurrency: int = 32
-    batch_size: int = 32
+    concurrency: int = 64
+    batch_size: int = 64
     poll_interval: float = 0.2
     shutdown_grace: float = 10.0
 
@@ -106,6 +106,13 @@ class Worker:
         self._slots = asyncio.Event()
         self._threshold = max(1, min(self.options.batch_size, self.options.concurrency) // 2)
         self._inflight: dict[int, tuple[Claimed, asyncio.Task[None]]] = {}
+        # Deliveries whose channel call is still running. A delivery whose call has
+        # returned only waits for its outcome to be committed; counting it against
+        # `concurrency` would stall the next claim behind that commit, so claims and
+        # commits would take turns instead of overlapping. Those waiting for their commit
+        # are bounded separately (`_backlog_limit`) so a slow database still pushes back.
+        self._calling: set[int] = set()
+        self._backlog_limit = 2 * self.options.concurrency
         # Outcomes that finish together are recorded in one transaction: with 32 calls
         # in flight, one commit instead of 32 is most of a delivery's database cost.
         self._recorder: GroupCommit[tuple[Claimed, Receipt], bool] = GroupCommit(
@@ -122,7 +129,7 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat(stop))
         try:
             while not stop.is_set():
-                free = self.options.concurrency - len(self._inflight)
+                free = self._free_slots()
                 claimed: list[Claimed] = []
                 if free >= self._threshold or (free > 0 and not self._inflight):
                     try:
@@ -138,10 +145,11 @@ class Worker:
                         log.exception("claim failed", extra={"worker": self.worker_id})
                         await _sleep_or(stop, 1.0)
                         continue
-                snapshots = self._snapshots_for(claimed)
-                for row in claimed:
-                    self._start(row, snapshots)
-                free_after = self.options.concurrency - len(self._inflight)
+                if claimed:
+                    snapshots = self._snapshots_for(claimed)
+                    for row in claimed:
+                        self._start(row, snapshots)
+                free_after = self._free_slots()
                 if (
                     claimed
                     and len(claimed) == min(free, self.options.batch_size)
@@ -165,14 +173,26 @@ class Worker:
         ids = sorted({row.publication_id for row in claimed})
         return asyncio.ensure_future(self.load_snapshots(ids))
 
+    def _free_slots(self) -> int:
+        """How many more deliveries may be claimed now."""
+        return min(
+            self.options.concurrency - len(self._calling),
+            self._backlog_limit - len(self._inflight),
+        )
+
+    def _call_finished(self, delivery_id: int) -> None:
+        self._calling.discard(delivery_id)
+        if self._free_slots() >= self._threshold:
+            self._slots.set()
+
     def _start(self, row: Claimed, snapshot: SnapshotTask) -> None:
+        self._calling.add(row.id)
         task = asyncio.create_task(self._process(row, snapshot))
         self._inflight[row.id] = (row, task)
 
         def forget(_task: asyncio.Task[None]) -> None:
             self._inflight.pop(row.id, None)
-            if self.options.concurrency - len(self._inflight) >= self._threshold:
-                self._slots.set()
+            self._call_finished(row.id)
 
         task.add_done_callback(forget)
 
@@ -260,7 +280,10 @@ class Worker:
             "attempt": claimed.attempts,
         }
         try:
-            receipt = await self._attempt(claimed, snapshot)
+            try:
+                receipt = await self._attempt(claimed, snapshot)
+            finally:
+                self._call_finished(claimed.id)
         except asyncio.CancelledError:
             raise
         except DeliveryError as error:

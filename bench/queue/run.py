@@ -156,7 +156,8 @@ async def _worker(
         db,
         channels,
         snapshot_loader(db, core(targets), store),
-        options=WorkerOptions(lease_seconds=60, concurrency=32, batch_size=32, poll_interval=poll),
+        # Production defaults (`[queue] concurrency`, `batch_size`) apart from the lease and poll.
+        options=WorkerOptions(lease_seconds=60, poll_interval=poll),
     )
     # Warm the pool and the imports before the clock starts.
     async with db.sessions() as session:

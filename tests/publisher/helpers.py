@@ -89,6 +89,8 @@ def make_worker(
     lease_seconds: float = 30.0,
     policy: RetryPolicy | None = None,
     worker_id: str | None = None,
+    concurrency: int = 16,
+    worker_class: type[Worker] = Worker,
 ) -> Worker:
     from channels.website import WebsiteChannel
 
@@ -99,12 +101,17 @@ def make_worker(
         for account in channel.accounts():
             limits[(channel.name, account)] = channel.rate_limits_for(account)
     store = MediaStore(tmp_path / "media", 10_000_000)
-    return Worker(
+    return worker_class(
         db,
         registry,
         snapshot_loader(db, config, store),
         policy=policy or RetryPolicy(base_seconds=0.01, max_seconds=0.05, max_attempts=5),
-        options=WorkerOptions(lease_seconds=lease_seconds, concurrency=16, batch_size=16),
+        options=WorkerOptions(
+            lease_seconds=lease_seconds,
+            concurrency=concurrency,
+            batch_size=concurrency,
+            poll_interval=0.05,
+        ),
         rate_limits=limits,
         worker_id=worker_id,
         rng=random.Random(7),
