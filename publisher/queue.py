@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from publisher.db import Database
+from publisher.liveness import owner_gone
 from publisher.models import Alert, Delivery, DeliveryAction, DeliveryState
 from publisher.orm import utcnow
 from publisher.outcomes import DeliveryError, Receipt
@@ -195,10 +196,16 @@ async def claim(
             .offset(0)
             .exists()
         )
+        expired = and_(
+            Delivery.state == DeliveryState.SENDING.value, Delivery.lease_expires_at < now
+        )
+        if db.is_postgresql:
+            # Only a dead holder's lease: a slow one is still calling the platform.
+            expired = and_(expired, owner_gone(Delivery.lease_owner))
         due = or_(
             and_(Delivery.state == DeliveryState.PENDING.value, Delivery.not_before <= now),
             # A crashed worker's lease: the outcome of its call is unknown.
-            and_(Delivery.state == DeliveryState.SENDING.value, Delivery.lease_expires_at < now),
+            expired,
         )
         stmt = (
             select(

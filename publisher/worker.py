@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from publisher import queue, workflow
 from publisher.batching import GroupCommit
 from publisher.db import Database
+from publisher.liveness import Liveness
 from publisher.models import Delivery, DeliveryAction, DeliveryState
 from publisher.orm import utcnow
 from publisher.outcomes import (
@@ -99,6 +100,9 @@ class Worker:
         self.options = options or WorkerOptions()
         self.rate_limits: Mapping[tuple[str, str], tuple[RateLimit, ...]] = rate_limits or {}
         self.worker_id = worker_id or new_worker_id()
+        # Held while this worker holds leases, so that no other worker mistakes it for dead
+        # when a lease runs out under load (publisher/liveness.py).
+        self.liveness = Liveness(db, self.worker_id)
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
         # Set when enough slots are free to make a claim worth its transaction: claiming
@@ -126,6 +130,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then drain within the grace period."""
+        await self.liveness.ensure()
         heartbeat = asyncio.create_task(self._heartbeat(stop))
         try:
             while not stop.is_set():
@@ -162,6 +167,7 @@ class Worker:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            await self.liveness.close()
 
     def _snapshots_for(self, claimed: list[Claimed]) -> SnapshotTask:
         """One load of every publication in a claimed batch, shared by its deliveries.
@@ -199,6 +205,14 @@ class Worker:
     async def run_until_idle(self, max_rounds: int = 10_000) -> int:
         """Process everything due now, then return the number processed (tests, CLI)."""
         start = self.processed
+        await self.liveness.ensure()
+        try:
+            await self._rounds(max_rounds)
+        finally:
+            await self.liveness.close()
+        return self.processed - start
+
+    async def _rounds(self, max_rounds: int) -> None:
         for _ in range(max_rounds):
             claimed = await queue.claim(
                 self.db,
@@ -212,7 +226,6 @@ class Worker:
                 break
             snapshots = self._snapshots_for(claimed)
             await asyncio.gather(*(self._process(row, snapshots) for row in claimed))
-        return self.processed - start
 
     async def _idle(self, stop: asyncio.Event, *, for_slots: bool = False) -> None:
         waiters: list[asyncio.Future[Any]] = [
@@ -253,6 +266,8 @@ class Worker:
         interval = max(0.5, self.options.lease_seconds / 3)
         while not stop.is_set():
             await _sleep_or(stop, interval)
+            # After a database restart: take the lock again before the leases run out.
+            await self.liveness.ensure()
             rows = [row for row, _ in list(self._inflight.values())]
             if not rows:
                 continue

@@ -6,10 +6,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from publisher import audit, queue, workflow
 from publisher.db import Database
+from publisher.liveness import LOCK_CLASS, Liveness
 from publisher.models import Delivery
 from publisher.worker import Worker
 from tests.publisher.helpers import core, fake, make_worker, sample
@@ -83,3 +85,58 @@ async def test_a_finished_call_waiting_for_its_commit_frees_its_slot_within_a_bo
         await running
     assert sorted(account for _, _, account in channel.remote.calls) == ["a0", "a1", "a2"]
     assert channel.remote.duplicates == 0
+
+
+async def _enqueue(db: Database, count: int) -> None:
+    config = core()
+    async with db.transaction() as session:
+        office = await workflow.office_by_key(session, "main")
+        publication = await workflow.create(session, config, office, sample(), audit.CLI)
+        for n in range(count):
+            await queue.enqueue(
+                session, publication_id=publication.id, channel="fake", account=f"a{n}"
+            )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_an_expired_lease_of_a_live_worker_is_not_taken_over(db: Database) -> None:
+    await _enqueue(db, 3)
+    slow = Liveness(db, "host:1:slow")
+    assert await slow.ensure()
+    try:
+        held = await queue.claim(db, worker_id="host:1:slow", limit=10, lease_seconds=0.01)
+        assert len(held) == 3
+        await asyncio.sleep(0.05)  # every lease has run out; the holder is only slow
+        assert await queue.claim(db, worker_id="host:2:other", limit=10, lease_seconds=30) == []
+    finally:
+        await slow.close()  # the holder dies: the server lets its lock go
+    taken = await queue.claim(db, worker_id="host:2:other", limit=10, lease_seconds=30)
+    assert sorted(r.id for r in taken) == sorted(r.id for r in held)
+    assert all(r.needs_reconcile for r in taken)  # the first calls' outcome is unknown
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_liveness_lock_is_taken_again_after_the_server_dropped_it(
+    db: Database,
+) -> None:
+    await _enqueue(db, 1)
+    holder = Liveness(db, "host:1:holder")
+    assert await holder.ensure()
+    try:
+        async with db.engine.connect() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                    " WHERE locktype = 'advisory' AND classid = :c AND granted"
+                    " AND objid = hashtext('host:1:holder')::oid"
+                ),
+                {"c": LOCK_CLASS},
+            )
+        await _until(lambda: not holder.held, "the holder notices its connection is gone")
+        assert await holder.ensure()
+        held = await queue.claim(db, worker_id="host:1:holder", limit=1, lease_seconds=0.01)
+        await asyncio.sleep(0.05)
+        assert await queue.claim(db, worker_id="host:2:other", limit=1, lease_seconds=30) == []
+        assert len(held) == 1
+    finally:
+        await holder.close()
