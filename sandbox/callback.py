@@ -3,6 +3,7 @@ WeChat's 5-second timeout and 3 tries, and record what the citizen finally sees.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -24,12 +25,20 @@ MAX_REPLY_BYTES = 256 * 1024
 
 @dataclass(frozen=True)
 class PushResult:
-    """How a push ended: tries made, what the citizen sees (None: nothing)."""
+    """How a push ended: tries made, what the citizen sees (None: nothing).
+
+    ``seconds`` is how long the last try took (the answered one when ``ok``); ``failures``
+    says why each earlier try failed (``timeout``, ``connection``, ``status 502``);
+    ``create_time`` is the CreateTime on the wire (an event's identity with the sender).
+    """
 
     tries: int
     shown: str | None
     ok: bool
     msg_id: str | None = None
+    seconds: float = 0.0
+    failures: tuple[str, ...] = ()
+    create_time: int = 0
 
 
 def wire_time() -> int:
@@ -143,7 +152,10 @@ async def push(
     wait = sandbox.callback_timeout if wait_seconds is None else wait_seconds
     url = sandbox.callback_url(account)
     query, body = build_request(sandbox, account, xml, openid, wire_time())
+    failures: list[str] = []
+    started = 0.0
     for attempt in range(1, TRIES + 1):
+        started = time.monotonic()
         try:
             async with sandbox.http.post(
                 url,
@@ -154,17 +166,21 @@ async def push(
             ) as response:
                 raw = await response.content.read(MAX_REPLY_BYTES + 1)
                 status = response.status
-        except (TimeoutError, aiohttp.ClientError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.info("callback try failed", extra={"account": account, "try": attempt})
+            failures.append("timeout" if isinstance(exc, TimeoutError) else "connection")
             continue
         if status != 200 or len(raw) > MAX_REPLY_BYTES:
+            failures.append(f"status {status}" if status != 200 else "too large")
             continue
+        seconds = time.monotonic() - started
         try:
             shown = read_reply(sandbox, account, raw.decode("utf-8"))
         except Exception:  # any bad reply: WeChat gives up
-            return PushResult(tries=attempt, shown=UNAVAILABLE, ok=False)
-        return PushResult(tries=attempt, shown=shown, ok=True)
-    return PushResult(tries=TRIES, shown=UNAVAILABLE, ok=False)
+            return PushResult(attempt, UNAVAILABLE, False, seconds=seconds, failures=(*failures,))
+        return PushResult(attempt, shown, True, seconds=seconds, failures=(*failures,))
+    seconds = time.monotonic() - started
+    return PushResult(TRIES, UNAVAILABLE, False, seconds=seconds, failures=(*failures,))
 
 
 def citizen_xml(
@@ -175,12 +191,13 @@ def citizen_xml(
     content: str,
     event_key: str = "",
     msg_id: str | None = None,
+    create_time: int | None = None,
 ) -> tuple[str, str | None]:
     """The XML WeChat sends for a citizen's text or event, and its MsgId (texts only)."""
     fields: dict[str, str | int] = {
         "ToUserName": sandbox.original_id(account),
         "FromUserName": openid,
-        "CreateTime": wire_time(),
+        "CreateTime": wire_time() if create_time is None else create_time,
     }
     if kind == "text":
         msg_id = msg_id or new_id(19)
@@ -203,7 +220,10 @@ async def citizen_send(
     wait_seconds: float | None = None,
 ) -> PushResult:
     """A citizen writes (or clicks): record it, push it, record what they see."""
-    xml, msg_id = citizen_xml(sandbox, account, openid, kind, content, event_key)
+    create_time = wire_time()
+    xml, msg_id = citizen_xml(
+        sandbox, account, openid, kind, content, event_key, create_time=create_time
+    )
     shown_in = content if kind == "text" else f"[{content}] {event_key}".strip()
     async with sandbox.db.transaction() as session:
         session.add(
@@ -231,7 +251,7 @@ async def citizen_send(
                     created_at=sandbox.clock.now(),
                 )
             )
-    return PushResult(tries=result.tries, shown=result.shown, ok=result.ok, msg_id=msg_id)
+    return dataclasses.replace(result, msg_id=msg_id, create_time=create_time)
 
 
 def event_xml(sandbox: Sandbox, account: str, event: str, inner: str) -> str:

@@ -197,6 +197,9 @@ async def citizen_send(request: web.Request) -> web.Response:
             "tries": result.tries,
             "ok": result.ok,
             "shown": result.shown,
+            "create_time": result.create_time,
+            "seconds": round(result.seconds, 4),
+            "failures": list(result.failures),
         },
         dumps=lambda d: json.dumps(d, ensure_ascii=False),
     )

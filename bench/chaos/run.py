@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from bench.chaos.fleet import Fleet, free_port, set_faults, wait_ready, write_config  # noqa: E402
 from bench.queue.dbs import scratch_database  # noqa: E402
 from bench.queue.run import approve, setup_staff  # noqa: E402
 from govcast import runtime  # noqa: E402
@@ -46,110 +44,6 @@ from publisher.models import Delivery, Publication  # noqa: E402
 
 UNSETTLED = ("pending", "sending", "confirming")
 TARGETS = ["website", "wechat:main", "wechat:second", "weibo:main", "weibo:second"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def write_config(folder: Path, url: str, port: int, sandbox_port: int) -> Path:
-    api = f"http://127.0.0.1:{sandbox_port}/sandbox"
-    accounts = ""
-    for n, key in enumerate(("main", "second"), start=1):
-        accounts += (
-            f'[wechat.accounts.{key}]\nname = "示例{key}"\napp_id = "wxsandbox0000000{n}"\n'
-            f'app_secret = "sandbox-app-secret-{key}"\ntoken = "sandboxtoken{n}"\n'
-            'encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"\n'
-            f'mode = "safe"\napi_base_url = "{api}/wechat/cgi-bin"\nper_minute = 100000\n'
-            f'[weibo.accounts.{key}]\nname = "示例{key}"\napp_key = "300000000{n}"\n'
-            f'access_token = "sandbox-weibo-token-{key}"\nsafe_domain = "127.0.0.1"\n'
-            f'api_base_url = "{api}/weibo/2"\nposts_per_hour = 100000\n'
-        )
-    path = folder / f"settings-{port}.toml"
-    path.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\nshutdown_grace_seconds = 3\n'
-        f'[database]\nurl = "{url}"\npool_size = 5\n'
-        f'[storage]\ndata_dir = "{folder / "data"}"\n'
-        f'[website]\nbase_url = "http://127.0.0.1:{port}"\n'
-        "[workflow]\nreview_steps = 1\n"
-        "[queue]\nlease_seconds = 4\nbackoff_base_seconds = 0.3\nbackoff_max_seconds = 3\n"
-        "max_attempts = 15\npoll_interval_seconds = 0.1\n"
-        "[scheduler]\ntick_seconds = 1\n"
-        "[sandbox]\nenabled = true\npublish_delay_seconds = 0.3\n"
-        '[logging]\njson = true\nlevel = "WARNING"\n' + accounts,
-        encoding="utf-8",
-    )
-    return path
-
-
-class Fleet:
-    """The processes under test; logs go to files in the run folder."""
-
-    def __init__(self, folder: Path, config: Path, sandbox_config: Path) -> None:
-        self.folder = folder
-        self.config = config
-        self.sandbox_config = sandbox_config
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GOVCAST_")}
-        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.kills = 0
-
-    def start(self, name: str, *args: str, config: Path | None = None) -> None:
-        log = (self.folder / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "govcast.cli", "--config", str(config or self.config), *args],
-            cwd=self.folder,
-            env=self.env,
-            stdout=log,
-            stderr=log,
-        )
-
-    def kill_random_worker(self, rng: random.Random) -> str:
-        name = rng.choice([n for n in self.procs if n.startswith("worker")])
-        self.procs[name].send_signal(signal.SIGKILL)
-        self.procs[name].wait()
-        self.kills += 1
-        self.start(name, "worker")
-        return name
-
-    def stop_all(self) -> dict[str, int]:
-        codes: dict[str, int] = {}
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for name, proc in self.procs.items():
-            try:
-                codes[name] = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes[name] = -9
-        return codes
-
-
-def wait_ready(port: int, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"port {port} never became ready")
-
-
-def set_faults(port: int, spec: dict[str, Any] | None) -> None:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/sandbox/_faults",
-        data=json.dumps(spec).encode() if spec else None,
-        method="POST" if spec else "DELETE",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (http only)
-        response.read()
 
 
 async def create_and_approve(url: str, config_path: Path, count: int) -> list[int]:
@@ -232,10 +126,10 @@ async def verify(url: str, ids: list[int]) -> tuple[list[str], dict[str, Any]]:
         for pid, mark in marker.items():
             if mark in text:
                 seen[(pid, "wechat", row.account)] += 1
-    for row in weibo:
+    for status in weibo:
         for pid, mark in marker.items():
-            if mark in row.text:
-                seen[(pid, "weibo", row.account)] += 1
+            if mark in status.text:
+                seen[(pid, "weibo", status.account)] += 1
     duplicates = {k: v for k, v in seen.items() if v > 1}
     for key, count in duplicates.items():
         problems.append(f"publication {key[0]} posted {count} times on {key[1]}:{key[2]}")
@@ -265,10 +159,11 @@ async def verify(url: str, ids: list[int]) -> tuple[list[str], dict[str, Any]]:
     return problems, figures
 
 
-def restart_postgresql() -> None:
+def restart_postgresql(cluster: str = "main") -> None:
+    """Restart the named cluster of the newest installed PostgreSQL (Debian's tools)."""
     version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
     subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"],
         check=True,
         timeout=120,
     )
@@ -330,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
                     next_kill = now + args.kill_every
                 if not pg_restarted and remaining < 0.6 * args.publications * 5:
                     print("  restarting PostgreSQL", flush=True)
-                    restart_postgresql()
+                    restart_postgresql(args.postgresql_cluster)
                     pg_restarted = True
                 if now >= chaos_until:
                     set_faults(sandbox_port, None)  # the storm passes; retries finish
@@ -378,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-rate", type=float, default=0.02)
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--restart-postgresql", action="store_true")
+    parser.add_argument(
+        "--postgresql-cluster",
+        default="main",
+        help="the Debian cluster that --restart-postgresql restarts; with GOVCAST_BENCH_PG "
+        "pointing at a cluster of its own, the restart leaves other work on the machine alone",
+    )
     parser.add_argument("--time-cap", type=float, default=1800.0)
     parser.add_argument("--seed", type=int, default=7)
     # SIGTERM (a CI time-out, an operator) unwinds through run()'s clean-up, which stops

@@ -64,10 +64,15 @@ async def test_plain_mode_signed_and_reply_shown(make_harness: MakeHarness) -> N
         "tries": 1,
         "ok": True,
         "shown": "收到：查询医保",
+        "create_time": out["create_time"],
+        "seconds": out["seconds"],
+        "failures": [],
     }
     req = h.bot.requests[0]
     assert req["query"]["openid"] == out["openid"] and "encrypt_type" not in req["query"]
     assert f"<MsgId>{out['msg_id']}</MsgId>" in req["body"]
+    assert f"<CreateTime>{out['create_time']}</CreateTime>" in req["body"]
+    assert 0 <= out["seconds"] < 0.5
 
 
 async def test_safe_mode_encrypted_both_ways(h: Harness) -> None:
@@ -109,6 +114,30 @@ async def test_slow_once_then_answered(make_harness: MakeHarness) -> None:
     h.bot.script = [1.0, plain_echo]
     out = await _send(h, content="重试")
     assert (out["tries"], out["shown"]) == (2, "收到：重试")
+    # The answered try is timed on its own, not with the 0.2-second try that timed out.
+    assert out["failures"] == ["timeout"] and out["seconds"] < 0.2
+
+
+async def test_refused_connection_is_a_failed_try(make_harness: MakeHarness) -> None:
+    import socket
+
+    h = await make_harness(**{"wechat.accounts.main.mode": "plain"})
+    with socket.socket() as sock:  # a port nobody listens on (bound, never listening)
+        sock.bind(("127.0.0.1", 0))
+        h.sandbox.origin_override = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        out = await _send(h, content="拒绝")
+    assert (out["tries"], out["ok"], out["shown"]) == (3, False, UNAVAILABLE)
+    assert out["failures"] == ["connection"] * 3
+
+
+async def test_event_identity_is_sender_and_create_time(make_harness: MakeHarness) -> None:
+    h = await make_harness(**{"wechat.accounts.main.mode": "plain"})
+    h.bot.script = [502, "success"]
+    out = await _send(h, msgtype="event", event="subscribe")
+    assert (out["tries"], out["failures"], out["msg_id"]) == (2, ["status 502"], None)
+    bodies = {r["body"] for r in h.bot.requests}
+    assert len(bodies) == 1  # the retry repeats the push byte for byte
+    assert f"<CreateTime>{out['create_time']}</CreateTime>" in bodies.pop()
 
 
 @pytest.mark.parametrize(
