@@ -15,6 +15,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -72,6 +73,9 @@ PUBLISH_STATUS_TEXT = {
 }
 _BATCH_PAGES = 5
 _BATCH_COUNT = 20
+# After a lost submit answer: up to 1,000 articles back, bounded by the draft's time.
+_DEEP_BATCH_PAGES = 50
+_CLOCK_SLACK_SECONDS = 120
 
 
 def publish_status_error(status: int) -> DeliveryError | None:
@@ -440,18 +444,37 @@ class WeChatChannel:
         found = await self._find_submitted(account, publication_id, revision)
         if found is not None:
             return found
+        sub = await self._submission(account.key, publication_id, revision)
+        if sub is not None and not sub.publish_id:
+            # A submit whose answer was lost: if it went through, our article is among
+            # those published since the draft, however many the account posted since.
+            return await self._batch_find(account, source_url, since=sub.created_at)
         return await self._batch_find(account, source_url)
 
-    async def _batch_find(self, account: _Account, source_url: str) -> Receipt | None:
-        """The newest published article whose "read original" link is ``source_url``."""
+    async def _batch_find(
+        self, account: _Account, source_url: str, since: datetime | None = None
+    ) -> Receipt | None:
+        """The newest published article whose "read original" link is ``source_url``.
+
+        Looks at the newest ``_BATCH_PAGES`` pages, or with ``since`` at every page down to
+        articles published before then (at most ``_DEEP_BATCH_PAGES``): a busy account
+        can publish hundreds of articles between a lost answer and the look.
+        """
         if not source_url:
             return None
-        for page in range(_BATCH_PAGES):
+        pages = _BATCH_PAGES if since is None else _DEEP_BATCH_PAGES
+        # The platform's times are whole seconds and its clock is not ours: some slack.
+        oldest = None if since is None else int(since.timestamp()) - _CLOCK_SLACK_SECONDS
+        for page in range(pages):
             data = await account.api.freepublish_batchget(page * _BATCH_COUNT, _BATCH_COUNT)
             items = data.get("item")
             if not isinstance(items, list) or not items:
                 return None
+            older = 0
             for item in items:
+                if oldest is not None and isinstance(item, dict):
+                    published = _int(item.get("update_time"), oldest)
+                    older += published < oldest
                 if not isinstance(item, dict):
                     continue
                 news = (item.get("content") or {}).get("news_item") or []
@@ -469,8 +492,8 @@ class WeChatChannel:
                             detail={"article_id": article_id, "article_urls": [url] if url else []},
                         )
             total = _int(data.get("total_count"), 0)
-            if (page + 1) * _BATCH_COUNT >= total:
-                return None
+            if (page + 1) * _BATCH_COUNT >= total or older == len(items):
+                return None  # the end of the list, or a whole page from before ``since``
         return None
 
     async def _delete_article(self, account: _Account, article_id: str, source_url: str) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,7 @@ class Platform:
 
     async def _batchget(self, request: web.Request) -> web.StreamResponse:
         body = json.loads(await request.read())
+        self.sent.setdefault("batchget", []).append(body)
         items = self.batch[body["offset"] : body["offset"] + body["count"]]
         return web.json_response(
             {"total_count": len(self.batch), "item_count": len(items), "item": items}
@@ -452,3 +454,57 @@ async def test_event_settles_inside_the_callers_transaction(
     async with db.sessions() as session:
         row = await session.get(Delivery, delivery_id)
         assert row is not None and row.state == "done"
+
+
+async def test_lost_submit_is_found_behind_hundreds_of_newer_articles(
+    platform: Platform, db: Database, database_url: str, tmp_path: Path
+) -> None:
+    # A busy account: our submit went through but its answer was lost, then 400 other
+    # articles were published before the next attempt looked. Found, not posted again.
+    settings = _settings(tmp_path, database_url, platform.base)  # type: ignore[attr-defined]
+    pub = await make_publication(db, settings)
+    platform.submit = web.Response(status=502, text="bad gateway")
+    now = int(time.time())
+    async with aiohttp.ClientSession() as http:
+        channel = WeChatChannel(settings, db, http, submit_settle_seconds=0.0)
+        rendition = channel.render(pub, "main")
+        with pytest.raises(AmbiguousError):
+            await channel.publish(rendition, context(pub, "main", "publish", delivery_id=1))
+        ours = {
+            "article_id": "ART-OURS",
+            "update_time": now,
+            "content": {"news_item": [{"content_source_url": pub.url, "url": "u-ours"}]},
+        }
+        others = [
+            {
+                "article_id": f"OTHER-{n}",
+                "update_time": now,
+                "content": {"news_item": [{"content_source_url": f"http://x/{n}", "url": "u"}]},
+            }
+            for n in range(400)
+        ]
+        platform.batch = [*others, ours]
+        receipt = await channel.publish(
+            rendition, context(pub, "main", "publish", delivery_id=1, attempt=2)
+        )
+        assert receipt.detail["article_id"] == "ART-OURS"
+        assert len(platform.sent["submit"]) == 1
+        pages = len(platform.sent["batchget"])
+        assert pages == 21  # 401 articles, 20 a page
+
+        # Not there at all: the look stops at the first page older than the draft, rather
+        # than walking the account's whole history, and then the article is submitted.
+        second = await make_publication(db, settings)
+        rendition = channel.render(second, "main")
+        platform.submit = web.Response(status=502, text="bad gateway")
+        with pytest.raises(AmbiguousError):
+            await channel.publish(rendition, context(second, "main", "publish", delivery_id=2))
+        platform.submit = None
+        platform.batch = [others[0], *({**item, "update_time": now - 86_400} for item in others)]
+        before = len(platform.sent["batchget"])
+        receipt = await channel.publish(
+            rendition, context(second, "main", "publish", delivery_id=2, attempt=2)
+        )
+        assert receipt.remote_id == "PUB-1" and receipt.pending
+        assert len(platform.sent["batchget"]) - before == 2
+        assert len(platform.sent["submit"]) == 3
