@@ -14,7 +14,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -30,6 +30,13 @@ log = logging.getLogger("govcast.bot")
 
 WINDOW = timedelta(hours=48)
 MAX_ATTEMPTS = 8
+# One attempt at a time per reply: the web process that deferred it and every scheduler's
+# tick can reach a row at the same moment, and a customer-service message carries no
+# idempotency key. An attempt holds the row as ``sending`` for this long; a process
+# killed mid-send leaves it so, and the tick tries again after the lease (at least once:
+# only that rare case can show the citizen one reply twice).
+LEASE = timedelta(seconds=60)
+TRYABLE = ("pending", "waiting_channel")
 
 
 async def record(
@@ -86,10 +93,13 @@ def channel_api(service: BotService, account: str) -> Any:
 async def deliver(service: BotService, row_id: int, now: datetime | None = None) -> str:
     """Try to deliver one deferred reply; returns its new state."""
     now = now or datetime.now(UTC)
+    if not await _take(service.db, row_id, now):
+        async with service.db.sessions() as session:
+            row = await session.get(DeferredReply, row_id)
+        return row.state if row else "missing"
     async with service.db.sessions() as session:
         row = await session.get(DeferredReply, row_id)
-    if row is None or row.state not in ("pending", "waiting_channel"):
-        return row.state if row else "missing"
+    assert row is not None  # taken just now; only the retention purge deletes rows
     api = channel_api(service, row.account)
     if api is None:
         await _set(
@@ -143,6 +153,23 @@ async def deliver(service: BotService, row_id: int, now: datetime | None = None)
     return "sent"
 
 
+async def _take(db: Database, row_id: int, now: datetime) -> bool:
+    """Hold the row for one attempt; False if it is settled or another attempt holds it."""
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(DeferredReply)
+            .where(DeferredReply.id == row_id)
+            .where(
+                or_(
+                    DeferredReply.state.in_(TRYABLE),
+                    and_(DeferredReply.state == "sending", DeferredReply.not_before <= now),
+                )
+            )
+            .values(state="sending", not_before=now + LEASE)
+        )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
 def _as_text(reply: dict[str, Any]) -> str:
     if reply.get("type") == "text":
         return str(reply.get("content", ""))
@@ -167,7 +194,8 @@ async def deliver_due(service: BotService, limit: int = 50) -> int:
         ids = (
             await session.scalars(
                 select(DeferredReply.id)
-                .where(DeferredReply.state.in_(("pending", "waiting_channel")))
+                # A "sending" row is due when its attempt's lease ran out (a killed process).
+                .where(DeferredReply.state.in_((*TRYABLE, "sending")))
                 .where(DeferredReply.not_before <= now)
                 .order_by(DeferredReply.id)
                 .limit(limit)

@@ -42,13 +42,24 @@ async def _service(app: web.Application) -> AsyncIterator[None]:
 
 def ticks(app: web.Application) -> list[Tick]:
     """Deliver deferred replies; delete citizens' data past retention."""
+    # A scheduler process without the web role has no callback (no BOT): it still owes
+    # the deferred replies their retries, with a service of its own made on first use.
+    own: list[BotService] = []
+
+    def service() -> BotService:
+        if BOT in app:
+            return app[BOT]
+        if not own:
+            own.append(
+                BotService(app[keys.SETTINGS], app[keys.DB], app=app, redis=app.get(keys.REDIS))
+            )
+        return own[0]
 
     async def deliver() -> int:
-        return await deferred.deliver_due(app[BOT])
+        return await deferred.deliver_due(service())
 
     async def purge() -> int:
-        service = app[BOT]
-        return await deferred.purge(service.db, service.settings.bot.retention_days)
+        return await deferred.purge(app[keys.DB], app[keys.SETTINGS].bot.retention_days)
 
     return [Tick("bot_deferred_replies", 10.0, deliver), Tick("bot_retention", 3600.0, purge)]
 
