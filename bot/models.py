@@ -39,6 +39,9 @@ class InboundMessageRecord(Base):
     # handling -> done (reply holds the passive reply XML, or "success") | deferred
     state: Mapped[str] = mapped_column(String(12), default="handling")
     reply: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The process handling it (see migration bot_0002): a retry that finds the push still
+    # "handling" takes it over when this process is dead, instead of answering nothing.
+    owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
 
 class KeywordRule(Base):

@@ -46,13 +46,17 @@ Rules:
   then keeps running; WeChat gets ``success`` at once and the handler's reply is delivered
   afterwards as a customer-service message (48-hour window) or template message. Handlers
   must therefore be safe to finish late but are called exactly once per message: WeChat's
-  retries are deduplicated before the router runs.
+  retries are deduplicated before the router runs. Routing starts eagerly in the
+  callback's own task (like Python 3.12's eager tasks: a reply that waits on nothing costs
+  no task) and moves to a task of its own at its first wait; so bound an inner wait with
+  ``asyncio.wait_for``, never ``asyncio.timeout``, which would bind to the callback's task.
 - Filters run for every message that reaches them, so they are the hot path: decide from
   the message in memory where possible. A filter that must read the database per message
   (e.g. "is this citizen in an intake?") costs a pooled session each and dominates the
   callback's throughput under load (measured: ~6x fewer messages/s); batch such reads
   across concurrent messages with :class:`publisher.batching.GroupCommit` (one ``SELECT ... WHERE
-  (account, openid) IN (...)`` per batch) or keep the state in one cheap Core query.
+  (account, openid) IN (...)`` per batch), or, for the intake, use what the dedup claim
+  read in its own statement (``bot.dedup.CONVERSATION_KEY`` in ``ctx.data``).
 - ``ctx.message`` is the parsed :class:`InboundMessage` (``msg_type``, ``event``,
   ``event_key``, ``content``, ``openid``...); ``ctx.openid_hash`` is what may be logged.
 """
@@ -403,6 +407,11 @@ def _is_event(ctx: Context) -> bool:
 async def _passes(filters: Sequence[Filter], ctx: Context) -> bool:
     for flt in filters:
         result = flt(ctx)
+        # Most filters are sync and answer a plain bool: skip the awaitable check for them.
+        if result is True:
+            continue
+        if result is False:
+            return False
         if inspect.isawaitable(result):
             result = await result
         if not result:

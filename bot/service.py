@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from bot import deferred, texts, wire
-from bot.dedup import Claim, Finish, InboundStore
+from bot.dedup import CONVERSATION_KEY, Claim, Claimed, Finish, InboundStore
 from bot.handlers import SearchCache, build_fallback, events, fallback
 from bot.keywords import RuleCache
 from bot.router import Context, Dispatcher, InboundMessage, Reply, Router, TextReply, openid_hash
@@ -26,6 +26,7 @@ from publisher.db import Database
 log = logging.getLogger("govcast.bot")
 
 SUCCESS = "success"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,79 @@ def package_routers() -> list[Router]:
     return found
 
 
+def _start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """Run ``coro`` now up to its first real suspension; a task carries on from there.
+
+    A keyword or cached search reply never waits on anything once the push is claimed, so
+    it finishes here without a task, a loop turn or a timer (Python 3.12's eager tasks do
+    the same). A handler that does wait continues in a task, under the reply budget.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        done: asyncio.Future[T] = loop.create_future()
+        done.set_result(stop.value)
+        return done
+    except BaseException as exc:
+        failed: asyncio.Future[T] = loop.create_future()
+        failed.set_exception(exc)
+        return failed
+    return loop.create_task(_carry_on(coro, yielded))
+
+
+async def _carry_on(coro: Coroutine[Any, Any, T], yielded: Any) -> T:
+    # Drive the coroutine as a Task would: wait for what it yielded, then resume it; the
+    # awaited future's outcome (or its cancellation) reaches it through its own await.
+    while True:
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)  # a bare yield: give the loop one turn
+            else:
+                yielded._asyncio_future_blocking = False
+                await asyncio.wait((yielded,))
+        except asyncio.CancelledError as exc:
+            # Cancelled while waiting: cancel what it waits for, as a Task would.
+            if yielded is not None:
+                yielded.cancel()
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+            continue
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+
+
+async def _within(task: asyncio.Future[Any], deadline: float) -> bool:
+    """Wait for ``task`` until the loop time ``deadline``; True if it finished.
+
+    The task is never cancelled. Lighter than ``asyncio.wait`` (no sets, no generator of
+    done callbacks), which this runs once per message.
+    """
+    if task.done():
+        return True
+    loop = asyncio.get_running_loop()
+    if deadline <= loop.time():
+        return False
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    task.add_done_callback(wake)
+    timer = loop.call_at(deadline, wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    return task.done()
+
+
 class BotService:
     """One application's bot: accounts, dedup store, dispatcher, deferred deliveries."""
 
@@ -110,7 +184,7 @@ class BotService:
         self.rules = RuleCache(db, settings.bot.keyword_cache_seconds)
         self.dispatcher = dispatcher or build_dispatcher(settings, self.rules, package_routers())
         self.api_for = api_for
-        self.background: set[asyncio.Task[Any]] = set()
+        self.background: set[asyncio.Future[Any]] = set()
 
     # --- the request ------------------------------------------------------------------------
 
@@ -119,32 +193,36 @@ class BotService:
         loop = asyncio.get_running_loop()
         key = msg.dedup_key
         try:
-            claimed = await self.store.claim(
+            claimed = await self.store.claim_push(
                 Claim(msg.account, key, msg.openid, msg.msg_type, int(self.clock()))
             )
         except Exception:
             log.exception("bot: dedup claim failed", extra={"account": msg.account})
             return wire.render_reply(TextReply(self.dispatcher.apology), msg, int(self.clock()))
-        if not claimed:
+        if not claimed.won:
             wait = min(self.settings.bot.retry_wait_seconds, max(0.0, deadline - loop.time()))
             try:
-                stored = await self.store.wait_reply(msg.account, key, wait)
+                stored, taken = await self.store.wait_or_take_over(msg.account, key, wait)
             except Exception:
                 log.exception("bot: dedup lookup failed", extra={"account": msg.account})
-                stored = None
-            log.info(
-                "bot: repeated push answered from its record",
+                stored, taken = None, False
+            if not taken:
+                log.info(
+                    "bot: repeated push answered from its record",
+                    extra={"account": msg.account, "openid_hash": openid_hash(msg.openid)},
+                )
+                return stored or SUCCESS
+            # The process that claimed it died before replying: this retry handles it.
+            log.warning(
+                "bot: took over a push whose claimant died",
                 extra={"account": msg.account, "openid_hash": openid_hash(msg.openid)},
             )
-            return stored or SUCCESS
+            claimed = Claimed(True)
         ctx = Context(msg, db=self.db, settings=self.settings, app=self.app)
-        task = loop.create_task(self.dispatcher.feed(ctx))
-        remaining = deadline - loop.time()
-        if remaining > 0:
-            done, _ = await asyncio.wait({task}, timeout=remaining)
-        else:
-            done = set()
-        if task in done:
+        if claimed.prefetched:
+            ctx.data[CONVERSATION_KEY] = claimed.conversation
+        task = _start_eagerly(self.dispatcher.feed(ctx))
+        if await _within(task, deadline):
             reply = task.result()
             xml = SUCCESS if reply is None else wire.render_reply(reply, msg, int(self.clock()))
             await self._finish(Finish(msg.account, key, "done", xml))
@@ -166,7 +244,7 @@ class BotService:
             # The citizen still gets the reply; a retry would then answer `success`.
             log.exception("bot: storing the reply failed", extra={"account": finish.account})
 
-    def _late(self, task: asyncio.Task[Reply | None], msg: InboundMessage) -> None:
+    def _late(self, task: asyncio.Future[Reply | None], msg: InboundMessage) -> None:
         self.background.discard(task)
         if task.cancelled():
             return
@@ -193,8 +271,9 @@ class BotService:
             log.exception("bot: deferred reply failed", extra={"account": msg.account})
 
     async def close(self) -> None:
-        """Let late handlers finish briefly, then cancel them."""
+        """Let late handlers finish briefly, then cancel them; release the dedup store."""
         if self.background:
             _, pending = await asyncio.wait(list(self.background), timeout=5)
             for task in pending:
                 task.cancel()
+        await self.store.close()

@@ -15,6 +15,7 @@ one loses them as before. SQLite serves one machine, where leases alone stay the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -51,6 +52,8 @@ class Liveness:
         self.owner = owner
         self._conn: AsyncConnection | None = None
         self._driver: Any = None
+        # Many requests may find the lock missing at once: one of them takes it.
+        self._taking = asyncio.Lock()
 
     @property
     def held(self) -> bool:
@@ -63,6 +66,12 @@ class Liveness:
         """Hold the lock, reconnecting after the server dropped the connection."""
         if self.held:
             return True
+        async with self._taking:
+            if self.held:
+                return True
+            return await self._take()
+
+    async def _take(self) -> bool:
         await self.close()
         try:
             conn = await self.db.engine.connect()

@@ -110,10 +110,13 @@ async def test_three_retries_across_two_processes_one_handling_same_reply(
         assert stored is not None and stored.decode().startswith("done:<xml>")
         # The retries reach the other process: turned away and answered from Redis alone.
         counters = [StatementCounter(db, "bot_inbound"), StatementCounter(b_db, "bot_inbound")]
+        stores = [a.server.app[BOT].store, b.server.app[BOT].store]
+        sent = [store.statements for store in stores]  # on PostgreSQL's kept connections
         try:
             second = await post(b, xml)
             third = await post(a, xml)
             assert [c.count for c in counters] == [0, 0]
+            assert [store.statements for store in stores] == sent
         finally:
             for counter in counters:
                 counter.close()
@@ -206,14 +209,18 @@ async def test_group_claims_with_redis_once_per_key(
             )
             assert sum(won) == 5
             counter = StatementCounter(other, "bot_inbound")
+            sent = two.statements
             again = await asyncio.gather(*[two.claim(c) for c in claims[:5]])
             assert not any(again) and counter.count == 0  # turned away by Redis alone
+            assert two.statements == sent
             counter.close()
             await asyncio.gather(
                 *[one.finish(Finish("main", f"m:{i}", "done", f"r{i}")) for i in range(5)]
             )
             assert await two.wait_reply("main", "m:3", 0.1) == "r3"
             assert await one.lookup("main", "m:3") == ("done", "r3")  # the database has it
+            await one.close()
+            await two.close()
     finally:
         await other.dispose()
 
@@ -230,7 +237,9 @@ async def test_a_failed_database_claim_releases_the_redis_mark(
                 await InboundStore(broken, redis=redis).claim(claim)
             assert await raw_redis.get(mark_key(redis_prefix, "m:4100")) is None
             # WeChat's retry reaches a healthy process: it is handled, not turned away.
-            assert await InboundStore(db, redis=redis).claim(claim) is True
+            healthy = InboundStore(db, redis=redis)
+            assert await healthy.claim(claim) is True
+            await healthy.close()
     finally:
         await broken.dispose()
 
@@ -248,6 +257,7 @@ async def test_a_foreign_or_corrupted_mark_falls_back_to_the_database(
         assert not await store.claim(claim)  # a mark is there: a duplicate
         expected = "<xml>答复</xml>" if garbage != b"done" else ""
         assert await store.wait_reply("main", "m:4200", 0.2) == expected
+        await store.close()
 
 
 async def test_hostile_dedup_keys_are_kept_apart(db: Database, redis_prefix: str) -> None:
@@ -268,6 +278,7 @@ async def test_hostile_dedup_keys_are_kept_apart(db: Database, redis_prefix: str
         assert not any([await store.claim(Claim("main", k, "o", "event", now)) for k in keys_])
         other_account = [await store.claim(Claim("dept", k, "o", "event", now)) for k in keys_]
         assert all(other_account)
+        await store.close()
 
 
 async def test_marks_expire_after_twice_the_timestamp_window(
@@ -281,3 +292,4 @@ async def test_marks_expire_after_twice_the_timestamp_window(
         ttl = await raw_redis.ttl(mark_key(redis_prefix, "m:4300"))
         window = settings.bot.timestamp_window_seconds
         assert window < ttl <= 2 * window
+        await service.close()

@@ -88,6 +88,7 @@ async def test_group_commit_claims_once_per_key(db: Database) -> None:
     assert await store.lookup("main", "m:3") == ("done", "r3")
     assert await store.wait_reply("main", "m:3", 0.1) == "r3"
     assert await store.lookup("main", "m:99") is None
+    await store.close()
 
 
 class ScriptedAPI:
@@ -187,6 +188,7 @@ async def test_retention_purges_old_personal_data(db: Database) -> None:
     old_ts = int((now - timedelta(days=40)).timestamp())
     await store.claim(Claim("main", "m:old", "o1", "text", old_ts))
     await store.claim(Claim("main", "m:new", "o1", "text", int(now.timestamp())))
+    await store.close()
     async with db.transaction() as session:
         session.add(
             Follower(
@@ -203,3 +205,20 @@ async def test_retention_purges_old_personal_data(db: Database) -> None:
         followers = (await session.scalars(select(Follower.openid))).all()
         assert await session.scalar(select(func.count()).select_from(DeferredReply)) == 0
     assert keys == ["m:new"] and followers == ["here"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_kept_connections_plan_each_batch_and_go_back_clean(db: Database) -> None:
+    # The kept connections are PostgreSQL's (SQLite runs in-process).
+    store = InboundStore(db)
+    assert await store.claim(Claim("main", "m:plan", "o", "text", int(time.time())))
+    assert store.statements == 1
+    lane = store._claim_lane
+    assert lane is not None and lane._driver is not None
+    # A generic plan cached on an empty table would stay a sequential scan.
+    driver = lane._driver
+    assert await driver.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+    await store.close()
+    # Back in the pool (idle, so asking it directly is safe here) as it was taken.
+    assert not driver.is_closed()
+    assert await driver.fetchval("SHOW plan_cache_mode") == "auto"

@@ -3,18 +3,24 @@ rating, and a citizen never seeing another citizen's case."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy import event
 
 from bot.cases import service
 from bot.cases import web as cases_web
 from bot.cases.handlers import router
 from bot.router import Context, Dispatcher, InboundMessage, TextReply
+from govcast import runtime
 from govcast.settings import Settings
 from publisher.db import Database
 from publisher.staff import StaffMember
+from tests.bot.helpers import WeChatSide, bot_app, bot_settings, reply_content, text_xml
 
 NOW = datetime(2026, 9, 30, 2, 0, tzinfo=UTC)  # Wednesday before National Day
 _ids = itertools.count(1)
@@ -107,3 +113,65 @@ async def test_hostile_text(db: Database, settings: Settings) -> None:
         )
         or ""
     )
+
+
+async def test_intake_begun_in_another_process_continues_here(
+    db: Database, settings: Settings
+) -> None:
+    # A second engine on the same database stands in for another web process.
+    other = runtime.database(settings)
+    try:
+        assert "1 咨询" in (await say(other, settings, "oF", "留言") or "")
+        assert "具体内容" in (await say(db, settings, "oF", "2") or "")
+        assert "公开" in (await say(other, settings, "oF", "路灯坏了很久了请修") or "")
+        assert "GC" in (await say(db, settings, "oF", "1") or "")
+        # Finished: the next ordinary text is no longer the intake's, in either process.
+        assert await say(other, settings, "oF", "今天天气") is None
+        assert await say(db, settings, "oF", "今天天气") is None
+    finally:
+        await other.dispose()
+
+
+async def test_concurrent_messages_share_one_state_read(db: Database, settings: Settings) -> None:
+    mid_intake = [f"oM{i}" for i in range(5)]
+    for openid in mid_intake:
+        await say(db, settings, openid, "留言")
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "case_intake_conversations" in statement and " IN " in statement.upper():
+            reads.append(statement)
+
+    engine = db.read_engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        idle = [f"oI{i}" for i in range(15)]
+        replies = await asyncio.gather(
+            *(say(db, settings, openid, "2") for openid in [*mid_intake, *idle])
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    # Citizens mid-intake get the intake's next step; the others pass on to keywords/search.
+    assert all("具体内容" in (reply or "") for reply in replies[:5])
+    assert replies[5:] == [None] * 15
+    assert len(reads) == 1
+
+
+async def test_callback_routes_an_intake_begun_in_another_process(
+    aiohttp_client: Any, tmp_path: Path, database_url: str, db: Database
+) -> None:
+    # Through the real callback: on PostgreSQL the state comes with the dedup claim.
+    settings = bot_settings(tmp_path, database_url, "plain")
+    other = runtime.database(settings)
+    try:
+        client = await aiohttp_client(bot_app(settings, db))
+        await say(other, settings, "oG", "留言", now=datetime.now(UTC))
+        query, body = WeChatSide().push(text_xml("2", 7001, openid="oG"), "plain")
+        resp = await client.post("/wechat/main", params=query, data=body.encode())
+        assert resp.status == 200 and "具体内容" in reply_content(await resp.text())
+        # Someone not in an intake goes on to keywords and search instead.
+        query, body = WeChatSide().push(text_xml("2", 7002, openid="oH"), "plain")
+        resp = await client.post("/wechat/main", params=query, data=body.encode())
+        assert resp.status == 200 and "具体内容" not in await resp.text()
+    finally:
+        await other.dispose()
