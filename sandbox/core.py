@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from govcast.settings import Settings, WechatAccountSettings, WeiboAccountSettings
@@ -178,15 +180,21 @@ async def take_quota(
     min_gap: timedelta | None = None,
 ) -> bool:
     """Count one call against (scope, name, period); False when the limit is reached."""
+    # Create the counter if missing without a race: two first calls of a period at once
+    # (two processes) would otherwise both insert it and one would fail on the unique key.
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(SandboxCounter)
+        .values(scope=scope, name=name, period=period, count=0)
+        .on_conflict_do_nothing(index_elements=["scope", "name", "period"])
+    )
     stmt = select(SandboxCounter).where(
         SandboxCounter.scope == scope,
         SandboxCounter.name == name,
         SandboxCounter.period == period,
     )
-    counter = (await session.execute(stmt.with_for_update())).scalar_one_or_none()
-    if counter is None:
-        counter = SandboxCounter(scope=scope, name=name, period=period, count=0)
-        session.add(counter)
+    counter = (await session.execute(stmt.with_for_update())).scalar_one()
     if counter.count >= limit:
         return False
     if min_gap is not None and counter.last_at is not None and now - counter.last_at < min_gap:
