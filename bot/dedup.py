@@ -59,6 +59,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("govcast.bot")
 
+# A deferred push whose owner looks dead is taken over only this many seconds after its
+# claim (see ``InboundStore.orphans``).
+ORPHAN_AGE = 20
+_SUCCESS = "success"
+
 # Redis marks: "h:<owner>" while handling, "done:<reply>" / "deferred:<reply>" after.
 _HANDLING = "h"
 # KEYS[1] = the mark; ARGV[1] = the claimant's own handling value. Deletes it only while
@@ -157,6 +162,59 @@ class InboundStore:
             # First, so a retry gets the reply even if the database write below fails.
             await self._replies.submit(finish)
         await self._finishes.submit(finish)
+
+    async def defer(self, account: str, dedup_key: str, message: str) -> None:
+        """Record a push answered ``success`` past the budget, with its message (JSON).
+
+        Rare (a handler overran the budget), so one statement of its own rather than a
+        batch: the kept message lets another process finish the push if this one dies.
+        """
+        if self.redis is not None:
+            await self._replies.submit(Finish(account, dedup_key, "deferred", _SUCCESS))
+        sql = (
+            "UPDATE bot_inbound SET state = 'deferred', reply = $1, message = $2"
+            " WHERE account = $3 AND dedup_key = $4"
+            if self.pg
+            else "UPDATE bot_inbound SET state = 'deferred', reply = ?, message = ?"
+            " WHERE account = ? AND dedup_key = ?"
+        )
+        async with self.db.engine.begin() as conn:
+            await conn.exec_driver_sql(sql, (_SUCCESS, message, account, dedup_key))
+
+    async def orphans(self, now: int, limit: int = 20) -> list[tuple[str, str, str]]:
+        """Take over deferred pushes whose owner died: (account, dedup_key, message) each.
+
+        Only pushes deferred ``ORPHAN_AGE`` seconds or more ago: a live owner whose lock
+        connection broke (a database restart) takes its lock back within that time.
+        """
+        before = now - ORPHAN_AGE
+        if self.pg:
+            if self.liveness is None or not await self.liveness.ensure():
+                return []  # without our own lock, a taker could itself look dead
+            async with self.db.engine.begin() as conn:
+                result = await conn.exec_driver_sql(_PG_ORPHANS, (self.owner, before, limit))
+                rows: list[Any] = list(result.all())
+                return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+        taken: list[tuple[str, str, str]] = []
+        async with self.db.engine.begin() as conn:
+            result = await conn.exec_driver_sql(
+                "SELECT account, dedup_key, owner, message FROM bot_inbound"
+                " WHERE state = 'deferred' AND received_ts <= ? AND message IS NOT NULL"
+                " AND owner IS NOT NULL AND owner <> ? ORDER BY received_ts LIMIT ?",
+                (before, self.owner, 4 * limit),
+            )
+            found: list[Any] = list(result.all())
+            for account, dedup_key, owner, message in found:
+                if len(taken) >= limit or _alive(str(owner)):
+                    continue
+                moved = await conn.exec_driver_sql(
+                    "UPDATE bot_inbound SET owner = ? WHERE account = ? AND dedup_key = ?"
+                    " AND state = 'deferred' AND owner = ?",
+                    (self.owner, account, dedup_key, owner),
+                )
+                if _rowcount(moved) == 1:
+                    taken.append((str(account), str(dedup_key), str(message)))
+        return taken
 
     @property
     def statements(self) -> int:
@@ -405,6 +463,25 @@ WHERE account = $1 AND dedup_key = $2 AND state = 'handling'
   AND owner IS NOT NULL AND owner <> $3
   AND pg_try_advisory_xact_lock_shared({LOCK_CLASS}, hashtext(owner))
 RETURNING 1
+"""
+
+
+# Deferred pushes of dead owners, oldest first; rows another taker holds are skipped
+# (SKIP LOCKED), and the try-lock, as in _PG_TAKE_OVER, is free only when the owner died.
+# The partial index ix_bot_inbound_deferred keeps the scan to deferred rows.
+_PG_ORPHANS = f"""
+UPDATE bot_inbound AS b SET owner = $1
+FROM (
+  SELECT id FROM bot_inbound
+  WHERE state = 'deferred' AND received_ts <= $2 AND message IS NOT NULL
+    AND owner IS NOT NULL AND owner <> $1
+    AND pg_try_advisory_xact_lock_shared({LOCK_CLASS}, hashtext(owner))
+  ORDER BY received_ts
+  LIMIT $3
+  FOR UPDATE SKIP LOCKED
+) AS o
+WHERE b.id = o.id
+RETURNING b.account, b.dedup_key, b.message
 """
 
 

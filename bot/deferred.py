@@ -14,13 +14,15 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, case, delete, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot import texts
 from bot.models import DeferredReply, Follower, InboundMessageRecord
 from publisher.db import Database
+from publisher.liveness import owner_gone
 from publisher.outcomes import PermanentError, TransientError
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ MAX_ATTEMPTS = 8
 # only that rare case can show the citizen one reply twice).
 LEASE = timedelta(seconds=60)
 TRYABLE = ("pending", "waiting_channel")
+INTERRUPTED = "an earlier attempt was interrupted mid-send; the citizen may see this reply twice"
 
 
 async def record(
@@ -45,31 +48,48 @@ async def record(
     account: str,
     dedup_key: str,
     openid: str,
-    reply: dict[str, Any],
+    reply: dict[str, Any] | None,
     last_inbound_at: datetime,
 ) -> int | None:
-    """Keep a late reply (once per push); its id, or None if already kept."""
-    insert = pg_insert if db.is_postgresql else sqlite_insert
-    stmt = (
-        insert(DeferredReply)
-        .values(
-            account=account,
-            dedup_key=dedup_key,
-            openid=openid,
-            reply=reply,
-            last_inbound_at=last_inbound_at,
-            state="pending",
-            via="",
-            attempts=0,
-            last_error="",
-            not_before=datetime.now(UTC),
-            created_at=datetime.now(UTC),
-        )
-        .on_conflict_do_nothing(index_elements=["account", "dedup_key"])
-        .returning(DeferredReply.id)
-    )
+    """Keep a late reply (once per push) and settle its push; the id, or None if none.
+
+    One transaction: the push leaves ``deferred`` (bot_inbound -> ``late_done``) exactly
+    when its reply is kept, so a push whose process dies in between is still ``deferred``
+    and is handled again elsewhere (``BotService.recover``), and one settled is never.
+    ``reply`` None: the handler had nothing to say; only the push is settled.
+    """
+    row_id: int | None = None
     async with db.transaction() as session:
-        return (await session.execute(stmt)).scalar_one_or_none()
+        if reply is not None:
+            insert = pg_insert if db.is_postgresql else sqlite_insert
+            stmt = (
+                insert(DeferredReply)
+                .values(
+                    account=account,
+                    dedup_key=dedup_key,
+                    openid=openid,
+                    reply=reply,
+                    last_inbound_at=last_inbound_at,
+                    state="pending",
+                    via="",
+                    attempts=0,
+                    last_error="",
+                    not_before=datetime.now(UTC),
+                    created_at=datetime.now(UTC),
+                )
+                .on_conflict_do_nothing(index_elements=["account", "dedup_key"])
+                .returning(DeferredReply.id)
+            )
+            row_id = (await session.execute(stmt)).scalar_one_or_none()
+        await session.execute(
+            update(InboundMessageRecord)
+            .where(InboundMessageRecord.account == account)
+            .where(InboundMessageRecord.dedup_key == dedup_key)
+            # "handling": marking it deferred failed; the late reply settles it all the same.
+            .where(InboundMessageRecord.state.in_(("handling", "deferred")))
+            .values(state="late_done", message=None)
+        )
+    return row_id
 
 
 def channel_api(service: BotService, account: str) -> Any:
@@ -93,7 +113,9 @@ def channel_api(service: BotService, account: str) -> Any:
 async def deliver(service: BotService, row_id: int, now: datetime | None = None) -> str:
     """Try to deliver one deferred reply; returns its new state."""
     now = now or datetime.now(UTC)
-    if not await _take(service.db, row_id, now):
+    if service.store.liveness is not None and not service.store.liveness.held:
+        await service.store.liveness.ensure()
+    if not await _take(service, row_id, now):
         async with service.db.sessions() as session:
             row = await session.get(DeferredReply, row_id)
         return row.state if row else "missing"
@@ -107,6 +129,8 @@ async def deliver(service: BotService, row_id: int, now: datetime | None = None)
         )
         return "waiting_channel"
     reply = row.reply or {}
+    # This attempt follows one cut short mid-send: keep saying so whatever happens now.
+    cut_short = row.last_error.startswith(INTERRUPTED)
     try:
         if now - row.last_inbound_at < WINDOW:
             via = "custom"
@@ -136,13 +160,17 @@ async def deliver(service: BotService, row_id: int, now: datetime | None = None)
             row_id,
             state=state,
             attempts=attempts,
-            last_error=str(exc)[:500],
+            last_error=_error(exc, cut_short),
             not_before=now + timedelta(seconds=delay),
         )
         return state
     except PermanentError as exc:
         await _set(
-            service.db, row_id, state="failed", attempts=row.attempts + 1, last_error=str(exc)[:500]
+            service.db,
+            row_id,
+            state="failed",
+            attempts=row.attempts + 1,
+            last_error=_error(exc, cut_short),
         )
         log.warning(
             "bot: deferred reply failed for good",
@@ -153,21 +181,46 @@ async def deliver(service: BotService, row_id: int, now: datetime | None = None)
     return "sent"
 
 
-async def _take(db: Database, row_id: int, now: datetime) -> bool:
-    """Hold the row for one attempt; False if it is settled or another attempt holds it."""
-    async with db.transaction() as session:
+async def _take(service: BotService, row_id: int, now: datetime) -> bool:
+    """Hold the row for one attempt; False if it is settled or another attempt holds it.
+
+    Taking a row still ``sending`` means the attempt before died mid-send: the message
+    may have reached the citizen, so that attempt is counted and said in ``last_error``.
+    """
+    interrupted = DeferredReply.state == "sending"
+    async with service.db.transaction() as session:
         result = await session.execute(
             update(DeferredReply)
             .where(DeferredReply.id == row_id)
-            .where(
-                or_(
-                    DeferredReply.state.in_(TRYABLE),
-                    and_(DeferredReply.state == "sending", DeferredReply.not_before <= now),
-                )
+            .where(or_(DeferredReply.state.in_(TRYABLE), and_(interrupted, _ended(service, now))))
+            .values(
+                state="sending",
+                not_before=now + LEASE,
+                owner=service.store.owner,
+                attempts=case(
+                    (interrupted, DeferredReply.attempts + 1), else_=DeferredReply.attempts
+                ),
+                last_error=case(
+                    (interrupted, literal(INTERRUPTED)), else_=DeferredReply.last_error
+                ),
             )
-            .values(state="sending", not_before=now + LEASE)
         )
     return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+def _ended(service: BotService, now: datetime) -> ColumnElement[bool]:
+    """SQL: the attempt in flight is over: its lease ran out, or (PostgreSQL) its process died."""
+    expired = DeferredReply.not_before <= now
+    liveness = service.store.liveness
+    if liveness is None or not liveness.held:
+        return expired  # without our own lock, a taker could itself look dead
+    return or_(
+        expired, and_(DeferredReply.owner != service.store.owner, owner_gone(DeferredReply.owner))
+    )
+
+
+def _error(exc: Exception, cut_short: bool) -> str:
+    return (f"{INTERRUPTED}; then: {exc}" if cut_short else str(exc))[:500]
 
 
 def _as_text(reply: dict[str, Any]) -> str:
@@ -190,13 +243,20 @@ async def _set(db: Database, row_id: int, **values: Any) -> None:
 async def deliver_due(service: BotService, limit: int = 50) -> int:
     """Tick: try the deferred replies that are due; how many were tried."""
     now = datetime.now(UTC)
+    if service.store.liveness is not None and not service.store.liveness.held:
+        await service.store.liveness.ensure()
     async with service.db.sessions() as session:
         ids = (
             await session.scalars(
                 select(DeferredReply.id)
-                # A "sending" row is due when its attempt's lease ran out (a killed process).
-                .where(DeferredReply.state.in_((*TRYABLE, "sending")))
-                .where(DeferredReply.not_before <= now)
+                # A "sending" row is due when its attempt's process died (PostgreSQL) or
+                # its lease ran out; _take decides for good, under its row lock.
+                .where(
+                    or_(
+                        and_(DeferredReply.state.in_(TRYABLE), DeferredReply.not_before <= now),
+                        and_(DeferredReply.state == "sending", _ended(service, now)),
+                    )
+                )
                 .order_by(DeferredReply.id)
                 .limit(limit)
             )

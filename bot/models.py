@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from publisher.models import BigId
@@ -28,6 +37,13 @@ class InboundMessageRecord(Base):
         UniqueConstraint("account", "dedup_key"),
         Index("ix_bot_inbound_received_ts", "received_ts"),
         Index("ix_bot_inbound_window", "account", "openid", "received_ts"),
+        # The orphan tick's scan (bot/service.py ``recover``): only the few deferred rows.
+        Index(
+            "ix_bot_inbound_deferred",
+            "received_ts",
+            postgresql_where=text("state = 'deferred'"),
+            sqlite_where=text("state = 'deferred'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -36,12 +52,15 @@ class InboundMessageRecord(Base):
     openid: Mapped[str] = mapped_column(String(128))
     msg_type: Mapped[str] = mapped_column(String(32))
     received_ts: Mapped[int] = mapped_column(BigInteger)
-    # handling -> done (reply holds the passive reply XML, or "success") | deferred
+    # handling -> done (reply holds the passive reply XML, or "success")
+    #          | deferred (answered "success"; handled on) -> late_done (late reply recorded)
     state: Mapped[str] = mapped_column(String(12), default="handling")
     reply: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The process handling it (see migration bot_0002): a retry that finds the push still
     # "handling" takes it over when this process is dead, instead of answering nothing.
     owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    # A deferred push's parsed fields (JSON; bot_0003), for re-handling if its owner dies.
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class KeywordRule(Base):
@@ -109,3 +128,6 @@ class DeferredReply(Base):
     not_before: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The process of the attempt in flight (state "sending"; bot_0003): on PostgreSQL a
+    # dead one's attempt is taken over at once rather than after the lease.
+    owner: Mapped[str | None] = mapped_column(String(80), nullable=True)

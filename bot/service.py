@@ -7,6 +7,7 @@ Everything here is per application (no globals): :class:`BotService` is created 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -155,6 +156,11 @@ async def _within(task: asyncio.Future[Any], deadline: float) -> bool:
     return task.done()
 
 
+def _message_json(msg: InboundMessage) -> str:
+    """The push's parsed fields as kept for re-handling (``wire.to_message`` reads them)."""
+    return json.dumps(dict(msg.fields), ensure_ascii=False, default=str)
+
+
 class BotService:
     """One application's bot: accounts, dedup store, dispatcher, deferred deliveries."""
 
@@ -228,9 +234,17 @@ class BotService:
             await self._finish(Finish(msg.account, key, "done", xml))
             return xml
         # Over budget: WeChat gets `success` now; the reply follows by customer service.
+        # The push is kept with its message: if this process dies before the late reply
+        # is recorded, another one handles it again (``recover``).
         self.background.add(task)
+        try:
+            await self.store.defer(msg.account, key, _message_json(msg))
+        except Exception:
+            # The handler goes on here; only a crash before its reply would now lose it.
+            log.exception("bot: recording a deferred push failed", extra={"account": msg.account})
+        # Only now: a late reply recorded before the push is marked deferred would leave
+        # it deferred for good, to be handled again once this process ends.
         task.add_done_callback(lambda t: self._late(t, msg))
-        await self._finish(Finish(msg.account, key, "deferred", SUCCESS))
         log.info(
             "bot: reply deferred past the budget",
             extra={"account": msg.account, "openid_hash": openid_hash(msg.openid)},
@@ -247,28 +261,60 @@ class BotService:
     def _late(self, task: asyncio.Future[Reply | None], msg: InboundMessage) -> None:
         self.background.discard(task)
         if task.cancelled():
-            return
+            return  # shutting down: the push stays deferred and another process takes it
         reply = task.result()  # feed() never raises
-        if reply is None:
-            return
         job = asyncio.get_running_loop().create_task(self._deliver_late(msg, reply))
         self.background.add(job)
         job.add_done_callback(self.background.discard)
 
-    async def _deliver_late(self, msg: InboundMessage, reply: Reply) -> None:
+    async def _deliver_late(self, msg: InboundMessage, reply: Reply | None) -> None:
         try:
             row_id = await deferred.record(
                 self.db,
                 account=msg.account,
                 dedup_key=msg.dedup_key,
                 openid=msg.openid,
-                reply=wire.reply_to_json(reply) or {},
+                reply=None if reply is None else wire.reply_to_json(reply) or {},
                 last_inbound_at=datetime.fromtimestamp(msg.create_time, UTC),
             )
             if row_id is not None:
                 await deferred.deliver(self, row_id)
         except Exception:
             log.exception("bot: deferred reply failed", extra={"account": msg.account})
+
+    async def recover(self, limit: int = 20) -> int:
+        """Tick: handle again the deferred pushes whose process died; how many it took.
+
+        Their citizens were answered ``success``; the reply follows by customer service.
+        A handler's own writes are atomic with its conversation step (a case is created
+        with the step that asks for it), so running it again creates nothing twice.
+        """
+        taken = await self.store.orphans(int(self.clock()), limit)
+        for account, dedup_key, message in taken:
+            try:
+                msg = wire.to_message(account, json.loads(message))
+            except (ValueError, TypeError, wire.WireError):
+                # Stored by this code from a verified push: unreadable means damaged.
+                log.error(
+                    "bot: a deferred push cannot be read back; settled without a reply",
+                    extra={"account": account},
+                )
+                await deferred.record(
+                    self.db,
+                    account=account,
+                    dedup_key=dedup_key,
+                    openid="",
+                    reply=None,
+                    last_inbound_at=datetime.now(UTC),
+                )
+                continue
+            log.warning(
+                "bot: handling a deferred push whose process died",
+                extra={"account": account, "openid_hash": openid_hash(msg.openid)},
+            )
+            ctx = Context(msg, db=self.db, settings=self.settings, app=self.app)
+            await self._deliver_late(msg, await self.dispatcher.feed(ctx))
+        return len(taken)
 
     async def close(self) -> None:
         """Let late handlers finish briefly, then cancel them; release the dedup store."""

@@ -41,7 +41,7 @@ async def _service(app: web.Application) -> AsyncIterator[None]:
 
 
 def ticks(app: web.Application) -> list[Tick]:
-    """Deliver deferred replies; delete citizens' data past retention."""
+    """Deliver deferred replies, re-handle pushes whose process died, apply retention."""
     # A scheduler process without the web role has no callback (no BOT): it still owes
     # the deferred replies their retries, with a service of its own made on first use.
     own: list[BotService] = []
@@ -58,10 +58,21 @@ def ticks(app: web.Application) -> list[Tick]:
     async def deliver() -> int:
         return await deferred.deliver_due(service())
 
+    async def close() -> None:
+        for made in own:
+            await made.close()
+
+    async def recover() -> int:
+        return await service().recover()
+
     async def purge() -> int:
         return await deferred.purge(app[keys.DB], app[keys.SETTINGS].bot.retention_days)
 
-    return [Tick("bot_deferred_replies", 10.0, deliver), Tick("bot_retention", 3600.0, purge)]
+    return [
+        Tick("bot_deferred_replies", 10.0, deliver, close),
+        Tick("bot_orphaned_pushes", 10.0, recover),
+        Tick("bot_retention", 3600.0, purge),
+    ]
 
 
 def _refuse(error: wire.WireError) -> web.Response:

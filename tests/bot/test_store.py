@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -121,10 +122,12 @@ async def _row(db: Database, row_id: int) -> DeferredReply:
     return row
 
 
-async def test_deferred_delivery_paths(tmp_path: Path, database_url: str, db: Database) -> None:
+async def test_deferred_delivery_paths(
+    tmp_path: Path, database_url: str, db: Database, bot_service: Callable[..., BotService]
+) -> None:
     settings = bot_settings(tmp_path, database_url, "safe", **{"bot.template_id": "TPL1"})
     api = ScriptedAPI([TransientError("busy", code=-1)])
-    service = BotService(settings, db, api_for=lambda account: api)
+    service = bot_service(settings, db, api_for=lambda account: api)
     now = datetime.now(UTC)
     recent = await deferred.record(
         db,
@@ -163,7 +166,9 @@ async def test_deferred_delivery_paths(tmp_path: Path, database_url: str, db: Da
     assert api.calls[-1] == "template" and (await _row(db, old)).via == "template"
 
 
-async def test_deferred_without_template_or_channel(db: Database, settings: Settings) -> None:
+async def test_deferred_without_template_or_channel(
+    db: Database, settings: Settings, bot_service: Callable[..., BotService]
+) -> None:
     now = datetime.now(UTC)
     row = await deferred.record(
         db,
@@ -174,9 +179,9 @@ async def test_deferred_without_template_or_channel(db: Database, settings: Sett
         last_inbound_at=now - timedelta(hours=50),
     )
     assert row is not None
-    no_channel = BotService(settings, db)
+    no_channel = bot_service(settings, db)
     assert await deferred.deliver(no_channel, row) == "waiting_channel"
-    service = BotService(settings, db, api_for=lambda account: ScriptedAPI())
+    service = bot_service(settings, db, api_for=lambda account: ScriptedAPI())
     assert await deferred.deliver(service, row, now + timedelta(minutes=2)) == "failed"
     assert "模板" in (await _row(db, row)).last_error
     assert await deferred.deliver_due(service) == 0

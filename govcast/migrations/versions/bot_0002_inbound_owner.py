@@ -1,8 +1,8 @@
 """bot: who is handling a claimed push, so that a retry can tell a dead claimant
 
 ``bot_inbound.owner`` names the process handling a push while its state is ``handling``.
-On PostgreSQL it is ``pg:<n>``: the process holds the session advisory lock
-``(GOVCAST_OWNER_CLASS, n)`` on a connection it keeps, and the server releases the lock
+On PostgreSQL it is a unique process name: the process holds the session advisory lock
+``(LOCK_CLASS, hashtext(owner))`` on a connection it keeps, and the server releases the lock
 the moment that process dies, which is what a retry tests. On SQLite (one machine) it is
 ``<host>:<pid>``. NULL (rows claimed before this revision): treated as alive.
 
