@@ -109,6 +109,16 @@ class Finish:
     reply: str
 
 
+@dataclass(frozen=True)
+class Deferral:
+    """A push answered ``success`` past the budget, with its parsed fields (JSON)."""
+
+    account: str
+    dedup_key: str
+    message: str
+    received_ts: int
+
+
 class InboundStore:
     """Claims and stored replies in ``bot_inbound``, group-committed; Redis optionally first."""
 
@@ -125,8 +135,10 @@ class InboundStore:
         self.liveness = Liveness(db, self.owner) if self.pg else None
         self._claim_lane = _Lane(db.engine) if self.pg else None
         self._finish_lane = _Lane(db.engine) if self.pg else None
+        self._defer_lane = _Lane(db.engine) if self.pg else None
         self._claims: GroupCommit[Claim, Claimed] = GroupCommit(self._claim_batch)
         self._finishes: GroupCommit[Finish, None] = GroupCommit(self._finish_batch)
+        self._defers: GroupCommit[Deferral, None] = GroupCommit(self._defer_batch)
         self._marks: GroupCommit[Claim, str | None] = GroupCommit(self._mark_batch)
         self._replies: GroupCommit[Finish, None] = GroupCommit(self._reply_batch)
 
@@ -163,29 +175,21 @@ class InboundStore:
             await self._replies.submit(finish)
         await self._finishes.submit(finish)
 
-    async def defer(self, account: str, dedup_key: str, message: str) -> None:
-        """Record a push answered ``success`` past the budget, with its message (JSON).
+    async def defer(self, account: str, dedup_key: str, message: str, received_ts: int) -> None:
+        """Record a push answered ``success`` past the budget, and keep its message (JSON).
 
-        Rare (a handler overran the budget), so one statement of its own rather than a
-        batch: the kept message lets another process finish the push if this one dies.
+        Group-committed like the claims: under overload most pushes overrun the budget at
+        once, and a pooled connection per push would starve the handlers themselves.
         """
         if self.redis is not None:
             await self._replies.submit(Finish(account, dedup_key, "deferred", _SUCCESS))
-        sql = (
-            "UPDATE bot_inbound SET state = 'deferred', reply = $1, message = $2"
-            " WHERE account = $3 AND dedup_key = $4"
-            if self.pg
-            else "UPDATE bot_inbound SET state = 'deferred', reply = ?, message = ?"
-            " WHERE account = ? AND dedup_key = ?"
-        )
-        async with self.db.engine.begin() as conn:
-            await conn.exec_driver_sql(sql, (_SUCCESS, message, account, dedup_key))
+        await self._defers.submit(Deferral(account, dedup_key, message, received_ts))
 
     async def orphans(self, now: int, limit: int = 20) -> list[tuple[str, str, str]]:
         """Take over deferred pushes whose owner died: (account, dedup_key, message) each.
 
-        Only pushes deferred ``ORPHAN_AGE`` seconds or more ago: a live owner whose lock
-        connection broke (a database restart) takes its lock back within that time.
+        Only pushes that arrived ``ORPHAN_AGE`` seconds or more ago: a live owner whose
+        lock connection broke (a database restart) takes its lock back within that time.
         """
         before = now - ORPHAN_AGE
         if self.pg:
@@ -198,19 +202,17 @@ class InboundStore:
         taken: list[tuple[str, str, str]] = []
         async with self.db.engine.begin() as conn:
             result = await conn.exec_driver_sql(
-                "SELECT account, dedup_key, owner, message FROM bot_inbound"
-                " WHERE state = 'deferred' AND received_ts <= ? AND message IS NOT NULL"
-                " AND owner IS NOT NULL AND owner <> ? ORDER BY received_ts LIMIT ?",
+                "SELECT id, account, dedup_key, owner, message FROM bot_deferred_pushes"
+                " WHERE received_ts <= ? AND owner <> ? ORDER BY received_ts LIMIT ?",
                 (before, self.owner, 4 * limit),
             )
             found: list[Any] = list(result.all())
-            for account, dedup_key, owner, message in found:
+            for row_id, account, dedup_key, owner, message in found:
                 if len(taken) >= limit or _alive(str(owner)):
                     continue
                 moved = await conn.exec_driver_sql(
-                    "UPDATE bot_inbound SET owner = ? WHERE account = ? AND dedup_key = ?"
-                    " AND state = 'deferred' AND owner = ?",
-                    (self.owner, account, dedup_key, owner),
+                    "UPDATE bot_deferred_pushes SET owner = ? WHERE id = ? AND owner = ?",
+                    (self.owner, row_id, owner),
                 )
                 if _rowcount(moved) == 1:
                     taken.append((str(account), str(dedup_key), str(message)))
@@ -219,13 +221,14 @@ class InboundStore:
     @property
     def statements(self) -> int:
         """Statements this store sent on its kept PostgreSQL connections (for tests)."""
-        return sum(lane.statements for lane in (self._claim_lane, self._finish_lane) if lane)
+        lanes = (self._claim_lane, self._finish_lane, self._defer_lane)
+        return sum(lane.statements for lane in lanes if lane)
 
     async def close(self, grace: float = 5.0) -> None:
         """Let batches in flight finish, then give the kept connections back to the pool."""
-        for stage in (self._claims, self._finishes):
+        for stage in (self._claims, self._finishes, self._defers):
             await stage.settle(grace)
-        for lane in (self._claim_lane, self._finish_lane):
+        for lane in (self._claim_lane, self._finish_lane, self._defer_lane):
             if lane is not None:
                 await lane.close()
         if self.liveness is not None:
@@ -435,6 +438,34 @@ class InboundStore:
             )
         return [None] * len(items)
 
+    async def _defer_batch(self, items: Sequence[Deferral]) -> list[None]:
+        if self._defer_lane is not None:
+            # Idempotent: safe to send again on a fresh connection if the kept one died.
+            await self._defer_lane.execute(
+                _PG_DEFER,
+                (
+                    [d.account for d in items],
+                    [d.dedup_key for d in items],
+                    [d.message for d in items],
+                    [d.received_ts for d in items],
+                    self.owner,
+                ),
+                retry=True,
+            )
+            return [None] * len(items)
+        async with self.db.engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "UPDATE bot_inbound SET state = 'deferred', reply = ?"
+                " WHERE account = ? AND dedup_key = ?",
+                [(_SUCCESS, d.account, d.dedup_key) for d in items],
+            )
+            await conn.exec_driver_sql(
+                "INSERT INTO bot_deferred_pushes (account, dedup_key, owner, message,"
+                " received_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, dedup_key) DO NOTHING",
+                [(d.account, d.dedup_key, self.owner, d.message, d.received_ts) for d in items],
+            )
+        return [None] * len(items)
+
 
 # The claim, and for each won push its sender's unfinished conversation (an emptied state
 # is a finished one; the row is kept). One statement, one snapshot, autocommit.
@@ -468,20 +499,18 @@ RETURNING 1
 
 # Deferred pushes of dead owners, oldest first; rows another taker holds are skipped
 # (SKIP LOCKED), and the try-lock, as in _PG_TAKE_OVER, is free only when the owner died.
-# The partial index ix_bot_inbound_deferred keeps the scan to deferred rows.
 _PG_ORPHANS = f"""
-UPDATE bot_inbound AS b SET owner = $1
+UPDATE bot_deferred_pushes AS d SET owner = $1
 FROM (
-  SELECT id FROM bot_inbound
-  WHERE state = 'deferred' AND received_ts <= $2 AND message IS NOT NULL
-    AND owner IS NOT NULL AND owner <> $1
+  SELECT id FROM bot_deferred_pushes
+  WHERE received_ts <= $2 AND owner <> $1
     AND pg_try_advisory_xact_lock_shared({LOCK_CLASS}, hashtext(owner))
   ORDER BY received_ts
   LIMIT $3
   FOR UPDATE SKIP LOCKED
 ) AS o
-WHERE b.id = o.id
-RETURNING b.account, b.dedup_key, b.message
+WHERE d.id = o.id
+RETURNING d.account, d.dedup_key, d.message
 """
 
 
@@ -509,6 +538,21 @@ def _alive(owner: str) -> bool:
 def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
+
+# Mark the pushes deferred and keep their messages: one statement (a data-modifying CTE
+# runs to completion whether or not the outer statement reads it), atomic in autocommit.
+_PG_DEFER = f"""
+WITH u AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(a, k, m, ts)
+), marked AS (
+  UPDATE bot_inbound AS b SET state = 'deferred', reply = '{_SUCCESS}'
+  FROM u WHERE b.account = u.a AND b.dedup_key = u.k
+  RETURNING 1
+)
+INSERT INTO bot_deferred_pushes (account, dedup_key, owner, message, received_ts)
+SELECT a, k, $5::text, m, ts FROM u
+ON CONFLICT (account, dedup_key) DO NOTHING
+"""
 
 _PG_FINISH = """
 UPDATE bot_inbound AS b SET state = u.s, reply = u.r

@@ -9,6 +9,7 @@ The WeChat API client comes from the channels package
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot import texts
-from bot.models import DeferredReply, Follower, InboundMessageRecord
+from bot.models import DeferredPush, DeferredReply, Follower, InboundMessageRecord
 from publisher.db import Database
 from publisher.liveness import owner_gone
 from publisher.outcomes import PermanentError, TransientError
@@ -39,6 +40,7 @@ MAX_ATTEMPTS = 8
 # only that rare case can show the citizen one reply twice).
 LEASE = timedelta(seconds=60)
 TRYABLE = ("pending", "waiting_channel")
+SENDS_AT_ONCE = 8
 INTERRUPTED = "an earlier attempt was interrupted mid-send; the citizen may see this reply twice"
 
 
@@ -53,9 +55,10 @@ async def record(
 ) -> int | None:
     """Keep a late reply (once per push) and settle its push; the id, or None if none.
 
-    One transaction: the push leaves ``deferred`` (bot_inbound -> ``late_done``) exactly
-    when its reply is kept, so a push whose process dies in between is still ``deferred``
-    and is handled again elsewhere (``BotService.recover``), and one settled is never.
+    One transaction: the push leaves ``bot_deferred_pushes`` (and bot_inbound moves on to
+    ``late_done``) exactly when its reply is kept, so a push whose process dies in between
+    is still kept and is handled again elsewhere (``BotService.recover``), and one
+    settled never is.
     ``reply`` None: the handler had nothing to say; only the push is settled.
     """
     row_id: int | None = None
@@ -82,12 +85,17 @@ async def record(
             )
             row_id = (await session.execute(stmt)).scalar_one_or_none()
         await session.execute(
+            delete(DeferredPush)
+            .where(DeferredPush.account == account)
+            .where(DeferredPush.dedup_key == dedup_key)
+        )
+        await session.execute(
             update(InboundMessageRecord)
             .where(InboundMessageRecord.account == account)
             .where(InboundMessageRecord.dedup_key == dedup_key)
             # "handling": marking it deferred failed; the late reply settles it all the same.
             .where(InboundMessageRecord.state.in_(("handling", "deferred")))
-            .values(state="late_done", message=None)
+            .values(state="late_done")
         )
     return row_id
 
@@ -261,8 +269,18 @@ async def deliver_due(service: BotService, limit: int = 50) -> int:
                 .limit(limit)
             )
         ).all()
-    for row_id in ids:
-        await deliver(service, row_id, now)
+    # Concurrently, a few at a time: a killed web process can leave dozens due at once,
+    # and replies after a menu click must arrive within WeChat's one-minute window.
+    gate = asyncio.Semaphore(SENDS_AT_ONCE)
+
+    async def one(row_id: int) -> None:
+        async with gate:
+            try:
+                await deliver(service, row_id, now)
+            except Exception:
+                log.exception("bot: deferred reply attempt failed", extra={"deferred_id": row_id})
+
+    await asyncio.gather(*(one(row_id) for row_id in ids))
     return len(ids)
 
 
@@ -281,9 +299,12 @@ async def purge(db: Database, retention_days: int, now: datetime | None = None) 
             .where(DeferredReply.created_at < cutoff)
             .where(DeferredReply.state.in_(("sent", "failed")))
         )
+        stale = await session.execute(
+            delete(DeferredPush).where(DeferredPush.received_ts < int(cutoff.timestamp()))
+        )
         gone = await session.execute(
             delete(Follower)
             .where(Follower.subscribed.is_(False))
             .where(Follower.unsubscribed_at < cutoff)
         )
-    return sum(int(getattr(r, "rowcount", 0) or 0) for r in (inbound, late, gone))
+    return sum(int(getattr(r, "rowcount", 0) or 0) for r in (inbound, late, stale, gone))

@@ -9,16 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    text,
-)
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from publisher.models import BigId
@@ -37,13 +28,6 @@ class InboundMessageRecord(Base):
         UniqueConstraint("account", "dedup_key"),
         Index("ix_bot_inbound_received_ts", "received_ts"),
         Index("ix_bot_inbound_window", "account", "openid", "received_ts"),
-        # The orphan tick's scan (bot/service.py ``recover``): only the few deferred rows.
-        Index(
-            "ix_bot_inbound_deferred",
-            "received_ts",
-            postgresql_where=text("state = 'deferred'"),
-            sqlite_where=text("state = 'deferred'"),
-        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -53,14 +37,35 @@ class InboundMessageRecord(Base):
     msg_type: Mapped[str] = mapped_column(String(32))
     received_ts: Mapped[int] = mapped_column(BigInteger)
     # handling -> done (reply holds the passive reply XML, or "success")
-    #          | deferred (answered "success"; handled on) -> late_done (late reply recorded)
+    #          | deferred (answered "success"; see DeferredPush) -> late_done (reply recorded)
     state: Mapped[str] = mapped_column(String(12), default="handling")
     reply: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The process handling it (see migration bot_0002): a retry that finds the push still
     # "handling" takes it over when this process is dead, instead of answering nothing.
     owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
-    # A deferred push's parsed fields (JSON; bot_0003), for re-handling if its owner dies.
-    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DeferredPush(Base):
+    """A push answered ``success`` past the budget whose late reply is not recorded yet.
+
+    Kept with its parsed fields so that another process handles it again if its owner
+    dies (``BotService.recover``); deleted with the recording of its late reply. Small:
+    only the pushes being handled late at this moment.
+    """
+
+    __tablename__ = "bot_deferred_pushes"
+    __table_args__ = (
+        UniqueConstraint("account", "dedup_key"),
+        Index("ix_bot_deferred_pushes_received_ts", "received_ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    dedup_key: Mapped[str] = mapped_column(String(300))
+    # The process handling it (see bot_inbound.owner): alive while its lock is held.
+    owner: Mapped[str] = mapped_column(String(80))
+    message: Mapped[str] = mapped_column(Text)  # the push's parsed fields, JSON
+    received_ts: Mapped[int] = mapped_column(BigInteger)
 
 
 class KeywordRule(Base):

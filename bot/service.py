@@ -27,6 +27,8 @@ from publisher.db import Database
 log = logging.getLogger("govcast.bot")
 
 SUCCESS = "success"
+# Tries at recording a late reply (0.5 s, 1 s, 2 s, ... apart) before giving up on it.
+_RECORD_TRIES = 6
 T = TypeVar("T")
 
 
@@ -238,7 +240,7 @@ class BotService:
         # is recorded, another one handles it again (``recover``).
         self.background.add(task)
         try:
-            await self.store.defer(msg.account, key, _message_json(msg))
+            await self.store.defer(msg.account, key, _message_json(msg), int(self.clock()))
         except Exception:
             # The handler goes on here; only a crash before its reply would now lose it.
             log.exception("bot: recording a deferred push failed", extra={"account": msg.account})
@@ -268,53 +270,87 @@ class BotService:
         job.add_done_callback(self.background.discard)
 
     async def _deliver_late(self, msg: InboundMessage, reply: Reply | None) -> None:
+        # The reply exists only in this process until recorded: a database that is busy
+        # for a moment (a full pool under overload) must not lose it, so try again.
+        for attempt in range(_RECORD_TRIES):
+            try:
+                row_id = await deferred.record(
+                    self.db,
+                    account=msg.account,
+                    dedup_key=msg.dedup_key,
+                    openid=msg.openid,
+                    reply=None if reply is None else wire.reply_to_json(reply) or {},
+                    last_inbound_at=datetime.fromtimestamp(msg.create_time, UTC),
+                )
+                break
+            except Exception:
+                if attempt == _RECORD_TRIES - 1:
+                    log.exception("bot: deferred reply failed", extra={"account": msg.account})
+                    return
+                log.warning(
+                    "bot: recording a late reply failed; trying again",
+                    extra={"account": msg.account},
+                    exc_info=True,
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
+        if row_id is None:
+            return
         try:
-            row_id = await deferred.record(
-                self.db,
-                account=msg.account,
-                dedup_key=msg.dedup_key,
-                openid=msg.openid,
-                reply=None if reply is None else wire.reply_to_json(reply) or {},
-                last_inbound_at=datetime.fromtimestamp(msg.create_time, UTC),
-            )
-            if row_id is not None:
-                await deferred.deliver(self, row_id)
+            await deferred.deliver(self, row_id)
         except Exception:
+            # Recorded: the scheduler's tick sends it.
             log.exception("bot: deferred reply failed", extra={"account": msg.account})
 
-    async def recover(self, limit: int = 20) -> int:
+    async def recover(self, limit: int = 50, rounds: int = 20) -> int:
         """Tick: handle again the deferred pushes whose process died; how many it took.
 
         Their citizens were answered ``success``; the reply follows by customer service.
         A handler's own writes are atomic with its conversation step (a case is created
-        with the step that asks for it), so running it again creates nothing twice.
+        with the step that asks for it), so running it again creates nothing twice. A
+        killed web process may leave dozens at once: each batch is handled concurrently,
+        and the tick takes batches until none is left (or ``rounds`` are done).
         """
-        taken = await self.store.orphans(int(self.clock()), limit)
-        for account, dedup_key, message in taken:
-            try:
-                msg = wire.to_message(account, json.loads(message))
-            except (ValueError, TypeError, wire.WireError):
-                # Stored by this code from a verified push: unreadable means damaged.
-                log.error(
-                    "bot: a deferred push cannot be read back; settled without a reply",
-                    extra={"account": account},
-                )
-                await deferred.record(
-                    self.db,
-                    account=account,
-                    dedup_key=dedup_key,
-                    openid="",
-                    reply=None,
-                    last_inbound_at=datetime.now(UTC),
-                )
-                continue
-            log.warning(
-                "bot: handling a deferred push whose process died",
-                extra={"account": account, "openid_hash": openid_hash(msg.openid)},
+        total = 0
+        for _ in range(rounds):
+            taken = await self.store.orphans(int(self.clock()), limit)
+            if not taken:
+                break
+            total += len(taken)
+            outcomes = await asyncio.gather(
+                *(self._recover_one(*push) for push in taken), return_exceptions=True
             )
-            ctx = Context(msg, db=self.db, settings=self.settings, app=self.app)
-            await self._deliver_late(msg, await self.dispatcher.feed(ctx))
-        return len(taken)
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    log.error("bot: re-handling a deferred push failed", exc_info=outcome)
+        return total
+
+    async def _recover_one(self, account: str, dedup_key: str, message: str) -> None:
+        try:
+            fields = json.loads(message)
+            if not isinstance(fields, dict):
+                raise TypeError("not an object")
+            msg = wire.to_message(account, fields)
+        except (ValueError, TypeError, wire.WireError):
+            # Stored by this code from a verified push: unreadable means damaged.
+            log.error(
+                "bot: a deferred push cannot be read back; settled without a reply",
+                extra={"account": account},
+            )
+            await deferred.record(
+                self.db,
+                account=account,
+                dedup_key=dedup_key,
+                openid="",
+                reply=None,
+                last_inbound_at=datetime.now(UTC),
+            )
+            return
+        log.warning(
+            "bot: handling a deferred push whose process died",
+            extra={"account": account, "openid_hash": openid_hash(msg.openid)},
+        )
+        ctx = Context(msg, db=self.db, settings=self.settings, app=self.app)
+        await self._deliver_late(msg, await self.dispatcher.feed(ctx))
 
     async def close(self) -> None:
         """Let late handlers finish briefly, then cancel them; release the dedup store."""

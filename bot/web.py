@@ -70,7 +70,7 @@ def ticks(app: web.Application) -> list[Tick]:
 
     return [
         Tick("bot_deferred_replies", 10.0, deliver, close),
-        Tick("bot_orphaned_pushes", 10.0, recover),
+        Tick("bot_orphaned_pushes", 5.0, recover),
         Tick("bot_retention", 3600.0, purge),
     ]
 

@@ -319,7 +319,7 @@ async def unsettled_replies(url: str) -> int:
                 "SELECT count(*) FROM bot_deferred_replies"
                 " WHERE state IN ('pending', 'waiting_channel', 'sending')"
             )
-        ) + int(await conn.fetchval("SELECT count(*) FROM bot_inbound WHERE state = 'deferred'"))
+        ) + int(await conn.fetchval("SELECT count(*) FROM bot_deferred_pushes"))
     finally:
         await conn.close()
 
@@ -344,6 +344,7 @@ async def verify(url: str, driver: Driver) -> tuple[list[str], dict[str, Any]]:
                 ACCOUNT,
             )
         }
+        kept_pushes = int(await conn.fetchval("SELECT count(*) FROM bot_deferred_pushes"))
         custom_rows = await conn.fetch(
             "SELECT openid, content FROM sandbox_messages WHERE account = $1 AND kind = 'custom'",
             ACCOUNT,
@@ -507,6 +508,7 @@ async def verify(url: str, driver: Driver) -> tuple[list[str], dict[str, Any]]:
         "cases": counts["cases"],
         "claims_left_handling": len(stuck),
         "claims_left_deferred": sum(1 for r in inbound.values() if r["state"] == "deferred"),
+        "deferred_pushes_kept": kept_pushes,
         "kinds": dict(Counter(m.step.kind for m in driver.sent)),
         "p50_ms": round(1000 * percentile(latencies, 0.50), 1),
         "p99_ms": round(1000 * percentile(latencies, 0.99), 1),

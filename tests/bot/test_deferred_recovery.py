@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from bot import wire
 from bot.dedup import ORPHAN_AGE
-from bot.models import DeferredReply, InboundMessageRecord
+from bot.models import DeferredPush, DeferredReply, InboundMessageRecord
 from bot.router import Context, InboundMessage, Router, TextReply
 from bot.service import BotService, build_dispatcher
 from publisher.db import Database
@@ -85,6 +85,11 @@ async def _inbound(db: Database, key: str) -> InboundMessageRecord:
     return row
 
 
+async def _kept(db: Database, key: str) -> DeferredPush | None:
+    async with db.sessions() as session:
+        return await session.scalar(select(DeferredPush).where(DeferredPush.dedup_key == key))
+
+
 async def _deferred_rows(db: Database) -> list[DeferredReply]:
     async with db.sessions() as session:
         return list((await session.scalars(select(DeferredReply))).all())
@@ -95,7 +100,9 @@ async def _defer_then_die(service: BotService, msg: InboundMessage, db: Database
     deadline = asyncio.get_running_loop().time() + 0.1
     assert await service.handle(msg, deadline) == "success"
     row = await _inbound(db, msg.dedup_key)
-    assert row.state == "deferred" and row.message and row.owner == service.store.owner
+    kept = await _kept(db, msg.dedup_key)
+    assert row.state == "deferred" and row.owner == service.store.owner
+    assert kept is not None and kept.owner == service.store.owner and "慢慢来" in kept.message
     for task in list(service.background):
         task.cancel()
     await asyncio.sleep(0)
@@ -127,7 +134,8 @@ async def test_a_deferred_push_of_a_dead_process_is_handled_again_and_answered_o
         assert calls == ["慢慢来"]
         assert api.sent == [("o-citizen", "答复：慢慢来")]
         row = await _inbound(db, msg.dedup_key)
-        assert row.state == "late_done" and row.message is None and row.reply == "success"
+        assert row.state == "late_done" and row.reply == "success"
+        assert await _kept(db, msg.dedup_key) is None
         [late] = await _deferred_rows(db)
         assert late.state == "sent" and late.dedup_key == msg.dedup_key
         # Settled: no other process, and no later tick, handles it again.
@@ -165,7 +173,7 @@ async def test_a_living_owner_keeps_its_deferred_push_and_a_young_one_is_left_al
         await asyncio.sleep(0.1)
         assert owner_calls == ["慢慢来"] and api.sent == [("o-citizen", "答复：慢慢来")]
         row = await _inbound(db, msg.dedup_key)
-        assert row.state == "late_done" and row.message is None
+        assert row.state == "late_done" and await _kept(db, msg.dedup_key) is None
         assert await aged.recover() == 0 and calls == []
 
         # A dead owner's push is still left alone until it is ORPHAN_AGE seconds old.
@@ -196,6 +204,7 @@ async def test_a_late_handler_with_nothing_to_say_settles_its_push(
                 break
             await asyncio.sleep(0.05)
         assert (await _inbound(db, msg.dedup_key)).state == "late_done"
+        assert await _kept(db, msg.dedup_key) is None
         assert await _deferred_rows(db) == [] and api.sent == []
         await owner.close()
         if owner.store.liveness is not None:
@@ -216,18 +225,26 @@ async def test_a_damaged_stored_message_is_settled_without_a_reply(
     try:
         msg = _message(7005)
         await _defer_then_die(dying, msg, db)
-        for damaged in ('{"MsgType": "text"', '{"MsgType": "text"}'):
+        for damaged in ('{"MsgType": "text"', '{"MsgType": "text"}', "[]"):
+            # Kept by a process that died, damaged since (a bad restore, a hand edit).
             async with db.transaction() as session:
                 await session.execute(
-                    update(InboundMessageRecord)
-                    .where(InboundMessageRecord.dedup_key == msg.dedup_key)
-                    .values(message=damaged, state="deferred", owner=dying.store.owner)
+                    delete(DeferredPush).where(DeferredPush.dedup_key == msg.dedup_key)
+                )
+                session.add(
+                    DeferredPush(
+                        account="main",
+                        dedup_key=msg.dedup_key,
+                        owner=dying.store.owner,
+                        message=damaged,
+                        received_ts=int(time.time()),
+                    )
                 )
             if dying.store.liveness is None:
                 await _defer_owner_dead(db, msg.dedup_key)
             assert await aged.recover() == 1
             row = await _inbound(db, msg.dedup_key)
-            assert row.state == "late_done" and row.message is None
+            assert row.state == "late_done" and await _kept(db, msg.dedup_key) is None
         assert calls == [] and api.sent == [] and await _deferred_rows(db) == []
     finally:
         await dying.close()
@@ -240,8 +257,8 @@ async def _defer_owner_dead(db: Database, key: str) -> None:
     ended.wait()
     async with db.transaction() as session:
         await session.execute(
-            update(InboundMessageRecord)
-            .where(InboundMessageRecord.dedup_key == key)
+            update(DeferredPush)
+            .where(DeferredPush.dedup_key == key)
             .values(owner=f"{socket.gethostname()[:40]}:{ended.pid}")
         )
 
@@ -257,9 +274,9 @@ async def test_a_late_reply_ready_while_the_push_is_being_marked_deferred_settle
     owner = _service(tmp_path, database_url, db, _router(calls, 0.1), api)
     marking = owner.store.defer
 
-    async def slow_mark(account: str, dedup_key: str, message: str) -> None:
+    async def slow_mark(account: str, dedup_key: str, message: str, received_ts: int) -> None:
         await asyncio.sleep(0.3)
-        await marking(account, dedup_key, message)
+        await marking(account, dedup_key, message, received_ts)
 
     owner.store.defer = slow_mark  # type: ignore[method-assign]
     try:
@@ -270,7 +287,64 @@ async def test_a_late_reply_ready_while_the_push_is_being_marked_deferred_settle
                 break
             await asyncio.sleep(0.05)
         row = await _inbound(db, msg.dedup_key)
-        assert row.state == "late_done" and row.message is None
+        assert row.state == "late_done" and await _kept(db, msg.dedup_key) is None
         assert api.sent == [("o-citizen", "答复：慢慢来")] and calls == ["慢慢来"]
+    finally:
+        await owner.close()
+
+
+async def test_a_late_reply_is_recorded_even_if_the_database_refuses_it_at_first(
+    tmp_path: Path, database_url: str, db: Database, monkeypatch: Any
+) -> None:
+    from bot import deferred
+
+    api = SentAPI()
+    owner = _service(tmp_path, database_url, db, _router([], 0.1), api)
+    recording = deferred.record
+    refusals = [ConnectionError("pool exhausted"), ConnectionError("pool exhausted")]
+
+    async def busy_then_fine(*args: Any, **kwargs: Any) -> int | None:
+        if refusals:
+            raise refusals.pop()
+        return await recording(*args, **kwargs)
+
+    monkeypatch.setattr(deferred, "record", busy_then_fine)
+    try:
+        msg = _message(7007)
+        assert await owner.handle(msg, asyncio.get_running_loop().time() + 0.02) == "success"
+        for _ in range(300):
+            if api.sent:
+                break
+            await asyncio.sleep(0.05)
+        assert refusals == [] and api.sent == [("o-citizen", "答复：慢慢来")]
+        assert (await _inbound(db, msg.dedup_key)).state == "late_done"
+    finally:
+        await owner.close()
+
+
+async def test_pushes_deferred_together_are_kept_in_one_batch(
+    tmp_path: Path, database_url: str, db: Database
+) -> None:
+    # Under overload most pushes overrun the budget at once: their "deferred" marks must
+    # not each take a pooled connection (that starved the handlers in the chaos bench).
+    api = SentAPI()
+    owner = _service(tmp_path, database_url, db, _router([], 0.5), api)
+    try:
+        deadline = asyncio.get_running_loop().time() + 0.05
+        messages = [_message(7100 + i, f"慢慢来{i}") for i in range(30)]
+        replies = await asyncio.gather(*(owner.handle(m, deadline) for m in messages))
+        assert replies == ["success"] * 30
+        async with db.sessions() as session:
+            kept = (await session.scalars(select(DeferredPush.dedup_key))).all()
+        assert sorted(kept) == sorted(m.dedup_key for m in messages)
+        lane = owner.store._defer_lane
+        if db.is_postgresql:
+            # Thirty marks: one or two statements on the kept connection, not thirty.
+            assert lane is not None and 1 <= lane.statements <= 3
+        for _ in range(300):
+            if len(api.sent) == 30:
+                break
+            await asyncio.sleep(0.05)
+        assert len(api.sent) == 30
     finally:
         await owner.close()
