@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import copyreg
+import gc
 import logging
 import multiprocessing
 import os
@@ -185,11 +186,30 @@ def _forget_metrics(pid: int | None) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
+def freeze_heap_on_start(app: web.Application) -> None:
+    """Once the application has started, keep its start-up heap out of full GC passes.
+
+    A full (generation 2) collection walks every object the process holds: modules,
+    SQLAlchemy's metadata, parsers, pools. Measured in the callback bench's server: 100 to
+    160 ms per pass, the event loop stopped meanwhile, every request in flight waiting:
+    that was the callback's p99. Start-up objects live as long as the process, so
+    ``gc.freeze`` moves them where the collector no longer walks them (CPython's advice
+    for long-running servers); later garbage is collected as before.
+    """
+
+    async def freeze(_: web.Application) -> None:
+        gc.collect()
+        gc.freeze()
+
+    app.on_startup.append(freeze)
+
+
 def _serve_one(settings: Settings, roles: frozenset[str], reuse_port: bool) -> None:
     from govcast import logs
 
     logs.configure(settings)
     app = create_app(settings, roles)
+    freeze_heap_on_start(app)
     log.info(
         "govcast listening",
         extra={
@@ -226,6 +246,7 @@ def run_headless(settings: Settings, *, roles: Iterable[str]) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         app = create_app(settings, roles)
+        freeze_heap_on_start(app)
         runner = web.AppRunner(app, handle_signals=False)
         await runner.setup()  # runs the cleanup contexts: database, channels, worker ...
         log.info("govcast running", extra={"roles": ",".join(sorted(roles)), "pid": os.getpid()})

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from aiohttp import web
 
 from govcast.app import create_app
+from govcast.server import freeze_heap_on_start
 from govcast.settings import load_settings
 
 
@@ -22,6 +23,7 @@ def main() -> None:
     settings = load_settings()
     logging.basicConfig(level=logging.WARNING)
     app = create_app(settings, roles={"web"})
+    freeze_heap_on_start(app)  # as `govcast web` does
     if os.environ.get("BENCH_WITHOUT_CASES"):
         # Diagnostic only: the bot's own path without the cases router's per-message lookup.
         from bot.service import build_dispatcher
