@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.menu import menu_payload
+from bot.menu import MenuUnavailable, menu_api, menu_payload, push_menu
 from govcast import runtime
 from govcast.settings import Settings, SettingsError
 from publisher.outcomes import DeliveryError
@@ -46,12 +46,11 @@ async def _push(settings: Settings, account: str, payload: dict[str, Any]) -> in
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             registry = runtime.build_channels(settings, db, http)
-            api = _api(registry, account)
-            if api is None:
-                print("govcast: the WeChat channel is not available", file=sys.stderr)
-                return EXIT_FAILED
             try:
-                await api.create_menu(payload)
+                await push_menu(registry, account, payload)
+            except MenuUnavailable as exc:
+                print(f"govcast: {exc}", file=sys.stderr)
+                return EXIT_FAILED
             except DeliveryError as exc:
                 print(f"govcast: menu/create failed: {exc}", file=sys.stderr)
                 return EXIT_FAILED
@@ -63,8 +62,6 @@ async def _push(settings: Settings, account: str, payload: dict[str, Any]) -> in
 
 def _api(registry: Any, account: str) -> Any:
     try:
-        channel = registry["wechat"]
-    except KeyError:
+        return menu_api(registry, account)
+    except MenuUnavailable:
         return None
-    factory = getattr(channel, "api", None)
-    return factory(account) if callable(factory) else None

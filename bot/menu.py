@@ -30,3 +30,32 @@ def click_keys(settings: Settings) -> list[str]:
             if button.type == "click":
                 keys.append(button.key)
     return keys
+
+
+class MenuUnavailable(Exception):
+    """The WeChat channel, or the named account, is not available in this process."""
+
+
+def menu_api(registry: Any, account: str) -> Any:
+    """The WeChat API client of ``account`` from the channel registry."""
+    try:
+        channel = registry["wechat"]
+    except KeyError:
+        raise MenuUnavailable("the WeChat channel is not available") from None
+    factory = getattr(channel, "api", None)
+    if not callable(factory):
+        raise MenuUnavailable("the WeChat channel is not available")
+    # An unknown account is the channel's ConfigurationError (a DeliveryError).
+    return factory(account)
+
+
+async def push_menu(registry: Any, account: str, payload: dict[str, Any]) -> None:
+    """``menu/create`` through the channel's API (the CLI and the console share this);
+    raises DeliveryError with the platform's error, or MenuUnavailable."""
+    await menu_api(registry, account).create_menu(payload)
+
+
+async def fetch_menu(registry: Any, account: str) -> dict[str, Any]:
+    """``menu/get``: the menu as the platform has it now (``{"menu": {"button": [...]}}``)."""
+    result: dict[str, Any] = await menu_api(registry, account).get_menu()
+    return result

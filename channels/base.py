@@ -26,6 +26,7 @@ from publisher.outcomes import (
     PermanentError,
     Receipt,
     TransientError,
+    WaitForWindow,
 )
 from publisher.queue import RateLimit
 from publisher.snapshot import PublicationSnapshot
@@ -42,6 +43,7 @@ __all__ = [
     "Receipt",
     "Rendition",
     "TransientError",
+    "WaitForWindow",
 ]
 
 

@@ -41,7 +41,9 @@ class ChannelToken(Base):
 
 
 class WeChatUpload(Base):
-    """An image already re-hosted on WeChat (``uploadimg`` URL or permanent material id)."""
+    """Something already handed to WeChat, so that retries reuse it: an image re-hosted
+    (``uploadimg`` URL or permanent material id), or a push's own draft (its media_id,
+    keyed by a digest of the push's clientmsgid)."""
 
     __tablename__ = "wechat_uploads"
     __table_args__ = (UniqueConstraint("app_id", "sha256", "kind"),)
@@ -49,8 +51,9 @@ class WeChatUpload(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     app_id: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))  # "content" (uploadimg) | "cover" (material)
-    remote: Mapped[str] = mapped_column(Text)  # the mmbiz URL or the material media_id
+    # "content" (uploadimg) | "cover" (material) | "push_draft" (draft/add for a mass send)
+    kind: Mapped[str] = mapped_column(String(16))
+    remote: Mapped[str] = mapped_column(Text)  # the mmbiz URL or the media_id
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

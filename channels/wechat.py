@@ -32,6 +32,7 @@ from channels.base import (
     PermanentError,
     Receipt,
     TransientError,
+    WaitForWindow,
 )
 from channels.token_models import WeChatSubmission, WeChatUpload
 from channels.tokens import TokenHolder, TokenPolicy
@@ -76,6 +77,10 @@ _BATCH_COUNT = 20
 # After a lost submit answer: up to 1,000 articles back, bounded by the draft's time.
 _DEEP_BATCH_PAGES = 50
 _CLOCK_SLACK_SECONDS = 120
+# WeChatUpload rows of kind "push_draft": a push's own draft, keyed by its clientmsgid.
+_PUSH_DRAFT = "push_draft"
+# freepublish/getarticle for an article that is not (any longer) published.
+_ARTICLE_GONE = frozenset({53600})
 
 
 def publish_status_error(status: int) -> DeliveryError | None:
@@ -221,6 +226,11 @@ class WeChatChannel:
         if ctx.action == DeliveryAction.UPDATE.value:
             return await self._find_submitted(account, publication.id, ctx.revision)
         if ctx.action == DeliveryAction.RETRACT.value:
+            known = ctx.remote_receipt.get("article_id")
+            # Asked by id: an article far down a busy account's list is still up.
+            if isinstance(known, str) and known and await self._article_live(account, known):
+                return None
+            # Others with the same link (corrections, reconciled publishes) among the recent.
             if await self._batch_find(account, publication.url) is None:
                 return Receipt(remote_id=ctx.remote_id or "", detail={"deleted": True})
             return None
@@ -259,17 +269,22 @@ class WeChatChannel:
         )
 
     async def push(self, rendition: Any, ctx: DeliveryContext) -> Receipt:
-        """Mass-send the published article to every follower, once (clientmsgid)."""
+        """Mass-send the article to every follower, once (clientmsgid).
+
+        A draft leaves the draft box once it is free-published, so the push cannot reuse
+        the published draft: it adds a draft of its own, once per delivery (retries reuse
+        it), and mass-sends that.
+        """
+        assert isinstance(rendition, WeChatRendition)
         account = self._account(ctx.account)
-        media_id = ctx.remote_receipt.get("media_id")
-        if not isinstance(media_id, str) or not media_id:
-            sub = await self._submission(ctx.account, ctx.publication_id, 0)
-            media_id = sub.media_id if sub is not None else None
-        if not media_id:
+        # A successful publish's receipt carries article_id (settle or reconcile adds it);
+        # a failed or missing publish has none, and its article must not reach followers.
+        if "article_id" not in ctx.remote_receipt:
             raise PermanentError(
-                "推送失败：未找到该信息已发表的图文素材（media_id）", code="no_media"
+                "推送失败：该信息尚未在此公众号发表成功，不能群发", code="not_published"
             )
         clientmsgid = ctx.idempotency_key[:64]
+        media_id = await self._push_draft(account, rendition, clientmsgid)
         try:
             data = await account.api.mass_sendall(media_id, clientmsgid)
         except DeliveryError as error:
@@ -278,8 +293,15 @@ class WeChatChannel:
                 return Receipt(
                     remote_id=clientmsgid, detail={"clientmsgid": clientmsgid, "repeat": True}
                 )
-            if error.code == 45028:
+            if error.code == 40007:
+                # The push's draft is gone (deleted in the platform's console): add it again
+                # on the next attempt rather than fail the push.
+                await self._forget_push_draft(account, clientmsgid)
                 raise TransientError(
+                    f"群发用的草稿已不存在，将重新添加；{error.message}", code=40007
+                ) from None
+            if error.code == 45028 and not isinstance(error, WaitForWindow):
+                raise WaitForWindow(
                     f"群发配额已用完，等待下一个配额周期（errcode 45028）；{error.message}",
                     code=45028,
                     retry_after=seconds_to_next_day(),
@@ -295,6 +317,7 @@ class WeChatChannel:
                 "msg_id": msg_id,
                 "msg_data_id": str(data.get("msg_data_id") or ""),
                 "clientmsgid": clientmsgid,
+                "media_id": media_id,
             },
         )
 
@@ -503,8 +526,60 @@ class WeChatChannel:
             if isinstance(error, ConfigurationError):
                 raise
             # Already gone (a repeated withdrawal) is success; anything else is not.
-            if await self._batch_find(account, source_url) is not None:
+            if await self._article_live(account, article_id):
                 raise
+
+    async def _push_draft(
+        self, account: _Account, rendition: WeChatRendition, clientmsgid: str
+    ) -> str:
+        """The media_id of this push's own draft: added once, reused by every retry."""
+        key = _push_key(account.key, clientmsgid)
+        app_id = account.settings.app_id
+        recorded = await self._recorded_upload(app_id, key, _PUSH_DRAFT)
+        if recorded:
+            return recorded
+        urls: dict[str, str] = {}
+        for slot in rendition.images:
+            urls[slot.placeholder] = await self._upload_content_image(account, slot)
+        thumb = await self._cover(account, rendition.cover)
+        media_id = await account.api.draft_add([rendition.article(urls, thumb)])
+        builder = pg_insert if self.db.is_postgresql else sqlite_insert
+        async with self.db.transaction() as session:
+            await session.execute(
+                builder(WeChatUpload)
+                .values(
+                    app_id=app_id,
+                    sha256=key,
+                    kind=_PUSH_DRAFT,
+                    remote=media_id,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["app_id", "sha256", "kind"])
+            )
+        return media_id
+
+    async def _forget_push_draft(self, account: _Account, clientmsgid: str) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                delete(WeChatUpload).where(
+                    WeChatUpload.app_id == account.settings.app_id,
+                    WeChatUpload.sha256 == _push_key(account.key, clientmsgid),
+                    WeChatUpload.kind == _PUSH_DRAFT,
+                )
+            )
+
+    async def _article_live(self, account: _Account, article_id: str) -> bool:
+        """Whether a published article is still up, asked by its id (not by a list page)."""
+        try:
+            data = await account.api.freepublish_getarticle(article_id)
+        except PermanentError as error:
+            if not isinstance(error, ConfigurationError) and error.code in _ARTICLE_GONE:
+                return False
+            raise
+        items = data.get("news_item")
+        if not isinstance(items, list):
+            return True  # an answer we cannot read: assume it is up, deleting is idempotent
+        return any(isinstance(item, dict) and not item.get("is_deleted") for item in items)
 
     async def _upload_content_image(self, account: _Account, slot: ImageSlot) -> str:
         content = await _read_file(slot.path)
@@ -528,20 +603,24 @@ class WeChatChannel:
             content = plain_cover()
         return await self._uploaded(account, content, "cover")
 
-    async def _uploaded(self, account: _Account, content: bytes, kind: str) -> str:
-        """Upload once per app and image: later publishes reuse the remote URL or id."""
-        digest = hashlib.sha256(content).hexdigest()
-        app_id = account.settings.app_id
+    async def _recorded_upload(self, app_id: str, key: str, kind: str) -> str | None:
+        """What an earlier upload (or push draft) of this app and key left: URL or id."""
         async with self.db.sessions() as session:
-            remote = (
+            return (
                 await session.execute(
                     select(WeChatUpload.remote).where(
                         WeChatUpload.app_id == app_id,
-                        WeChatUpload.sha256 == digest,
+                        WeChatUpload.sha256 == key,
                         WeChatUpload.kind == kind,
                     )
                 )
             ).scalar_one_or_none()
+
+    async def _uploaded(self, account: _Account, content: bytes, kind: str) -> str:
+        """Upload once per app and image: later publishes reuse the remote URL or id."""
+        digest = hashlib.sha256(content).hexdigest()
+        app_id = account.settings.app_id
+        remote = await self._recorded_upload(app_id, digest, kind)
         if remote:
             return remote
         prepared, filename, content_type = await asyncio.to_thread(prepare_image, content)
@@ -622,6 +701,11 @@ class WeChatChannel:
                     WeChatSubmission.revision == revision,
                 )
             )
+
+
+def _push_key(account: str, clientmsgid: str) -> str:
+    """The row key of a push's draft (clientmsgid is unique per delivery)."""
+    return hashlib.sha256(f"push\0{account}\0{clientmsgid}".encode()).hexdigest()
 
 
 def _fetcher(http: aiohttp.ClientSession, account: WechatAccountSettings) -> Any:

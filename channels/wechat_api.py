@@ -27,6 +27,7 @@ from publisher.outcomes import (
     DeliveryError,
     PermanentError,
     TransientError,
+    WaitForWindow,
 )
 
 log = logging.getLogger("govcast.channels")
@@ -96,7 +97,10 @@ def wechat_error(
         return TransientError(message, code=errcode)
     if kind == "minute":
         return TransientError(message, code=errcode, retry_after=60.0)
-    if kind in ("day", "quota"):
+    if kind == "quota":
+        # Out of mass-send quota: a wait for the next window, not a failed attempt.
+        return WaitForWindow(message, code=errcode, retry_after=seconds_to_next_day(now))
+    if kind == "day":
         return TransientError(message, code=errcode, retry_after=seconds_to_next_day(now))
     if kind == "config":
         return ConfigurationError(message, code=errcode)
@@ -321,6 +325,10 @@ class WeChatAPI:
             "freepublish/batchget",
             payload={"offset": offset, "count": count, "no_content": 1 if no_content else 0},
         )
+
+    async def freepublish_getarticle(self, article_id: str) -> dict[str, Any]:
+        """``freepublish/getarticle``: one published article by id (53600 when unknown)."""
+        return await self.call("freepublish/getarticle", payload={"article_id": article_id})
 
     async def freepublish_delete(self, article_id: str, index: int = 0) -> dict[str, Any]:
         """``freepublish/delete``: remove a published article (index 0: all of it)."""

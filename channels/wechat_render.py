@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 from bs4 import BeautifulSoup
@@ -304,6 +304,8 @@ class _State:
     slots: dict[str, ImageSlot]
     dropped: int = 0
     links: int = 0
+    # The publication's own address: relative links resolve against it, as on the website.
+    base_url: str = ""
 
 
 def _media_key(url: str) -> str:
@@ -363,11 +365,25 @@ def _text_without_dropped(node: Tag) -> str:
     return " ".join(parts)
 
 
+def resolve_link(href: str, base_url: str) -> str:
+    """An absolute http(s) address for ``href`` as the website page would resolve it,
+    or "" when there is none (mailto:, javascript:, an anchor within the page) (pure)."""
+    href = href.strip()
+    if not href or href.startswith("#"):
+        return ""
+    if not urlsplit(href).scheme and urlsplit(base_url).scheme in ("http", "https"):
+        href = urljoin(base_url, href)
+    parts = urlsplit(href)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    return href
+
+
 def _link(node: Tag, inner: str, state: _State) -> str:
-    href = str(node.get("href") or "").strip()
+    href = resolve_link(str(node.get("href") or ""), state.base_url)
     parts = urlsplit(href) if href else None
     if parts is None or parts.scheme not in ("http", "https"):
-        return inner  # mailto:, javascript:, relative: the text alone
+        return inner  # mailto:, javascript:, an anchor: the text alone
     if parts.hostname and parts.hostname.endswith(_WECHAT_HOSTS):
         return f'<a href="{escape(href, quote=True)}">{inner}</a>'
     state.links += 1
@@ -401,10 +417,15 @@ def _image(node: Tag, state: _State) -> str:
     return f'<img src="{slot.placeholder}" alt="{alt}" style="{_STYLES["img"]}"/>'
 
 
-def wechat_html(html: str, images: Mapping[str, MediaRef]) -> tuple[str, list[ImageSlot], int, int]:
-    """WeChat-safe HTML: (content, image slots in order, images dropped, links flattened)."""
+def wechat_html(
+    html: str, images: Mapping[str, MediaRef], base_url: str = ""
+) -> tuple[str, list[ImageSlot], int, int]:
+    """WeChat-safe HTML: (content, image slots in order, images dropped, links flattened).
+
+    Relative links resolve against ``base_url`` (the publication's website address).
+    """
     root = _parse(html)
-    state = _State(resolve=images, slots={})
+    state = _State(resolve=images, slots={}, base_url=base_url)
     content = "".join(_emit(child, state) for child in root.children).strip()
     return content, list(state.slots.values()), state.dropped, state.links
 
@@ -458,7 +479,9 @@ def render_article(
     if digest != digest_source and squash(publication.summary):
         notes.append(f"摘要超过 {DIGEST_LIMIT} 字，已截断")
 
-    body, slots, dropped, links = wechat_html(publication.body_html, _resolver(publication))
+    body, slots, dropped, links = wechat_html(
+        publication.body_html, _resolver(publication), publication.url
+    )
     if dropped:
         notes.append(f"{dropped} 张图片不在本系统媒体库中，无法转存到微信，已移除")
     if links:
@@ -602,6 +625,7 @@ __all__ = [
     "plain_cover",
     "prepare_image",
     "render_article",
+    "resolve_link",
     "safe_prefix",
     "squash",
     "visible_text",

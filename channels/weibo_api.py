@@ -183,6 +183,11 @@ class WeiboAPI:
         )
         return _dict(data, "statuses/user_timeline.json")
 
+    async def show(self, status_id: str) -> dict[str, Any]:
+        """``statuses/show.json``: one post by id (20101 when it no longer exists)."""
+        data = await self.call("GET", "statuses/show.json", params={"id": status_id})
+        return _dict(data, "statuses/show.json")
+
     async def destroy(self, status_id: str) -> dict[str, Any]:
         """``statuses/destroy.json``: delete one of the account's posts."""
         data = await self.call("POST", "statuses/destroy.json", fields={"id": status_id})

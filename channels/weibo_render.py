@@ -28,6 +28,8 @@ CATEGORY_TAGS = {
     "key_area": "#重点领域信息公开#",
 }
 _MIN_TITLE = 8
+# statuses/share takes a picture under 5 MB.
+PIC_LIMIT_BYTES = 5 * 1024 * 1024 - 1
 
 
 def weibo_length(text: str) -> int:
@@ -128,6 +130,12 @@ def render_status(
         publication.title, summary, link, tag=tag, prefix=CORRECTION_MARK
     )
     pic = next((ref for ref in publication.images if ref.content_type.startswith("image/")), None)
+    if pic is not None and pic.size > PIC_LIMIT_BYTES:
+        # Staff see it before approval: the platform takes pictures under 5 MB.
+        notes.append(
+            f"配图 {pic.size / 1024 / 1024:.1f} MB 超过微博 5 MB 上限，发布时将压缩；"
+            "无法压缩时不带图发布"
+        )
     shown = escape(status).replace(
         escape(link), f'<a href="{escape(link, quote=True)}">{escape(link)}</a>'
     )
@@ -154,6 +162,7 @@ def render_status(
 __all__ = [
     "CATEGORY_TAGS",
     "CORRECTION_MARK",
+    "PIC_LIMIT_BYTES",
     "STATUS_LIMIT",
     "WeiboRendition",
     "compose_status",

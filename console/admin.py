@@ -1,8 +1,10 @@
-"""Admin pages over tables other packages own: the bot's keyword rules, the working-day
-calendar of the cases service, and the website's column freshness."""
+"""Admin pages: staff accounts' roles and password resets, the bot's keyword rules and
+WeChat custom menu, the working-day calendar of the cases service, and the website's
+column freshness."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import date
 from typing import Any
 
@@ -13,15 +15,150 @@ from bot import keywords
 from bot.cases.calendar import parse_calendar_lines
 from bot.cases.models import CalendarDay
 from bot.models import KeywordRule
-from console.pages import _current, _int, _origin, _text, flash, render
+from console.models import ConsoleSession, PasswordReset
+from console.pages import (
+    _admin_user,
+    _current,
+    _form,
+    _int,
+    _list,
+    _origin,
+    _text,
+    _users_page,
+    flash,
+    render,
+    translator,
+)
 from console.security import digits, query, requires
 from govcast import keys
-from publisher import audit
-from publisher.errors import NotFound
-from publisher.models import Role
+from publisher import audit, staff
+from publisher.errors import NotFound, ValidationError
+from publisher.models import Membership, Office, Role
 from publisher.orm import utcnow
 
 routes = web.RouteTableDef()
+# Generated temporary passwords: no look-alikes (0/O, 1/l/I), so they can be read out.
+TEMP_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+TEMP_LENGTH = 14
+
+
+# --- users: roles and password resets -----------------------------------------------------
+
+
+def temporary_password() -> str:
+    """A random password for an admin reset, shown once."""
+    return "".join(secrets.choice(TEMP_ALPHABET) for _ in range(TEMP_LENGTH))
+
+
+@routes.post("/users/{id}/roles")
+@requires(Role.ADMIN)
+async def set_user_roles(request: web.Request) -> web.StreamResponse:
+    """Replace an account's roles in one of the admin's offices (takes effect at once)."""
+    current = _current(request)
+    form = await _form(request)
+    roles: set[Role] = set()
+    for value in _list(form, "roles"):
+        try:
+            roles.add(Role(value))
+        except ValueError:
+            raise ValidationError("roles", f"unknown role {value!r}") from None
+    office_key = _text(form, "office", 64)
+    async with request.config_dict[keys.DB].transaction() as session:
+        user = await _admin_user(request, session)
+        office = (
+            await session.execute(select(Office).where(Office.key == office_key))
+        ).scalar_one_or_none()
+        if office is None or not current.member.has(office.id, Role.ADMIN):
+            error = "office: not one of your offices"
+        elif not roles and not any(m.office_id != office.id for m in user.memberships):
+            error = "roles: choose at least one role (deactivate the account to end its access)"
+        elif (
+            user.id == current.user.id
+            and Role.ADMIN in user.roles_in(office.id)
+            and Role.ADMIN not in roles
+        ):
+            error = "roles: you cannot take your own admin role away"
+        else:
+            error = ""
+        if not error:
+            assert office is not None
+            before = sorted(r.value for r in user.roles_in(office.id))
+            wanted = {role.value for role in roles}
+            kept = [m for m in user.memberships if m.office_id != office.id or m.role in wanted]
+            held = {m.role for m in kept if m.office_id == office.id}
+            user.memberships = kept + [
+                Membership(office_id=office.id, role=value) for value in sorted(wanted - held)
+            ]
+            audit.record(
+                session,
+                current.member.actor(_origin(request)),
+                "user.roles",
+                "user",
+                user.id,
+                office=office.key,
+                before=before,
+                after=sorted(r.value for r in roles),
+            )
+    if error:
+        return await _users_page(request, error, 400)
+    await flash(request, "success", "角色已更新。", "Roles updated.")
+    raise web.HTTPSeeOther("/console/users")
+
+
+@routes.post("/users/{id}/password")
+@requires(Role.ADMIN)
+async def reset_user_password(request: web.Request) -> web.StreamResponse:
+    """Set a temporary password (typed or generated, shown once); the holder's sessions
+    end and they must choose their own at the next sign-in."""
+    current = _current(request)
+    form = await _form(request)
+    typed = form.get("password") or ""
+    if not isinstance(typed, str):
+        raise ValidationError("password", "must be text")
+    generated = not typed
+    password = temporary_password() if generated else typed
+    try:
+        staff.check_password_strength(password)
+    except ValidationError as exc:
+        return await _users_page(request, str(exc), 400)
+    if _int(request.match_info["id"]) == current.user.id:
+        return await _users_page(request, "password: change your own on the password page", 400)
+    now = utcnow()
+    async with request.config_dict[keys.DB].transaction() as session:
+        user = await _admin_user(request, session)
+        user.password_hash = staff.hash_password(password)
+        user.password_changed_at = now
+        user.failed_logins = 0
+        user.locked_until = None
+        await session.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user.id))
+        reset = await session.get(PasswordReset, user.id)
+        if reset is None:
+            session.add(PasswordReset(user_id=user.id, reset_at=now, reset_by=current.user.name))
+        else:
+            reset.reset_at = now
+            reset.reset_by = current.user.name
+        audit.record(
+            session,
+            current.member.actor(_origin(request)),
+            "user.password_reset",
+            "user",
+            user.id,
+            generated=generated,
+        )
+        name = user.name
+    t = translator(current.lang)
+    # Rendered directly, never stored (a flash message would keep it in the database).
+    return await render(
+        request,
+        "users_password.html",
+        name=name,
+        password=password if generated else "",
+        notice=t(
+            f"{name} 的密码已重置，其登录会话已全部结束；下次登录时须设置新密码。",
+            f"The password of {name} was reset and their sessions ended; they must choose "
+            "a new one at the next sign-in.",
+        ),
+    )
 
 
 # --- keyword rules ------------------------------------------------------------------------

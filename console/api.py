@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from console.models import ApiToken, IdempotencyKey
-from console.security import RateLimited, digest, digits, hit, query
+from console.security import RateLimited, client_address, digest, digits, hit, query
 from govcast import keys
 from govcast.services import publication_report
 from publisher import staff, workflow
@@ -156,7 +156,7 @@ async def _report(request: web.Request, publication_id: int) -> dict[str, Any]:
 
 
 def _origin(request: web.Request) -> str:
-    return f"api:{request.remote or ''}"
+    return f"api:{client_address(request)}"
 
 
 def _summary(publication: Publication) -> dict[str, Any]:
@@ -335,6 +335,10 @@ async def review_publication(request: web.Request, caller: Caller) -> web.Stream
         raise Problem(422, "Unprocessable Content", "approve or reject", field="decision")
     if not isinstance(comment, str):
         raise Problem(422, "Unprocessable Content", "must be text", field="comment")
+    # A reason to approve despite blocking content-check findings (audited).
+    override = body.get("checks_override", "")
+    if not isinstance(override, str):
+        raise Problem(422, "Unprocessable Content", "must be text", field="checks_override")
     async with request.config_dict[keys.DB].transaction() as session:
         await _publication(session, caller, publication_id)
         await workflow.review(
@@ -345,6 +349,7 @@ async def review_publication(request: web.Request, caller: Caller) -> web.Stream
             approve=decision == "approve",
             comment=comment,
             origin=_origin(request),
+            checks_override=override,
         )
     return web.json_response(await _report(request, publication_id))
 
@@ -466,19 +471,25 @@ async def list_cases(request: web.Request, caller: Caller) -> web.StreamResponse
     offices = [o for o in sorted(caller.member.offices) if caller.member.has(o, Role.RESPONDER)]
     if not offices:
         raise PermissionDenied("the token's owner is not a responder")
-    rows: list[Any] = []
+    from sqlalchemy import case as sql_case
+
+    from bot.cases.models import Case
+
+    # One query over every office: open overdue cases first, then by deadline, so that the
+    # order and the offsets hold across offices (not one office's list after another's).
+    overdue = sql_case(
+        (Case.state.in_(cases.OPEN_STATES) & (Case.deadline_at <= utcnow()), 0), else_=1
+    )
+    stmt = select(Case).where(Case.office_id.in_(offices))
+    if state is not None:
+        stmt = stmt.where(Case.state == state)
+    stmt = stmt.order_by(overdue, Case.deadline_at, Case.id).offset(offset).limit(limit + 1)
     async with request.config_dict[keys.DB].sessions() as session:
-        for office_id in offices:
-            rows.extend(
-                await cases.list_cases(
-                    session, caller.member, office_id, state=state, limit=limit + offset + 1
-                )
-            )
-    page = rows[offset : offset + limit]
+        rows = list((await session.execute(stmt)).scalars())
     return web.json_response(
         {
-            "items": [_case(c) for c in page],
-            "next_offset": offset + limit if len(rows) > offset + limit else None,
+            "items": [_case(c) for c in rows[:limit]],
+            "next_offset": offset + limit if len(rows) > limit else None,
         }
     )
 
@@ -717,7 +728,7 @@ async def _authenticate(request: web.Request, scope: str) -> Caller:
                 async with db.transaction() as session:
                     await hit(
                         session,
-                        f"apiauth:{request.remote}",
+                        f"apiauth:{client_address(request)}",
                         limits.bad_token_per_address,
                         timedelta(minutes=1),
                     )
@@ -900,6 +911,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "decision": {"type": "string", "enum": ["approve", "reject"]},
             "comment": {"type": "string", "maxLength": 2000},
+            "checks_override": {
+                "type": "string",
+                "maxLength": 2000,
+                "description": "final approval only: the reason to approve despite blocking "
+                "content-check findings (written to the audit log)",
+            },
         },
     },
     "ScheduleInput": {

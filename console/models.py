@@ -69,3 +69,31 @@ class RateBucket(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(default=utcnow)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PasswordReset(Base):
+    """An account whose password an admin reset: its holder must choose a new one at the
+    next sign-in (done once ``users.password_changed_at`` is later than ``reset_at``)."""
+
+    __tablename__ = "console_password_resets"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    reset_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reset_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class WechatMenu(Base):
+    """The custom menu of one WeChat account as edited in the console; until one is saved,
+    the menu comes from ``[bot.menu]``. ``button`` is the ``menu/create`` payload's list."""
+
+    __tablename__ = "console_wechat_menus"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    button: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    pushed_at: Mapped[datetime | None] = mapped_column()
+    # The platform's answer to the last push: "" (never), "ok", or its error.
+    push_result: Mapped[str] = mapped_column(String(500), default="")

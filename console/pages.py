@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.comments.service import counts_by_publication
 from console.forms import (
     diff_versions,
     form_to_fields,
@@ -36,6 +38,7 @@ from console.security import (
     SESSION_COOKIE,
     Current,
     RateLimited,
+    client_address,
     digest,
     digits,
     hit,
@@ -134,6 +137,7 @@ STEP_LABELS = {
     "final approval": ("终审", "Final approval"),
 }
 PAGE = 50
+BOARD_PAGE = 100
 
 
 def translator(lang: str) -> Callable[..., str]:
@@ -162,7 +166,8 @@ def _config(request: web.Request) -> CoreConfig:
 
 
 def _origin(request: web.Request) -> str:
-    return request.remote or ""
+    # Behind a trusted proxy, the client it names (per-client sign-in limit, audit).
+    return client_address(request)
 
 
 async def flash(request: web.Request, level: str, zh: str, en: str = "") -> None:
@@ -419,8 +424,11 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     else:
         try:
             staff.check_password_strength(new)
-        except ValidationError as exc:
-            errors["new"] = t("新密码至少10位且不能过于简单。", "") or exc.message
+        except ValidationError:
+            errors["new"] = t(
+                "新密码至少10位且不能过于简单。",
+                "The new password needs at least 10 characters and must not be too simple.",
+            )
     db = request.config_dict[keys.DB]
     if not errors:
         async with db.transaction() as session:
@@ -485,9 +493,17 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
                 .where(Delivery.state == "dead", Publication.office_id.in_(offices))
             )
         ).scalar_one()
+        # The same alerts as the delivery board shows this member: their offices' and
+        # those that belong to no publication.
         alerts = (
             await session.execute(
-                select(func.count()).select_from(Alert).where(Alert.acknowledged_at.is_(None))
+                select(func.count())
+                .select_from(Alert)
+                .outerjoin(Publication, Publication.id == Alert.publication_id)
+                .where(
+                    Alert.acknowledged_at.is_(None),
+                    or_(Alert.publication_id.is_(None), Publication.office_id.in_(offices)),
+                )
             )
         ).scalar_one()
         queue_size = len(await _review_queue(session, current, _config(request)))
@@ -552,10 +568,31 @@ def _files(form: dict[str, Any], name: str) -> list[web.FileField]:
     return [v for v in values if isinstance(v, web.FileField) and v.filename]
 
 
-async def _attach_media(
-    request: web.Request, session: AsyncSession, publication: Publication, form: dict[str, Any]
-) -> int:
+async def _store_uploads(
+    request: web.Request, session: AsyncSession, office_id: int, form: dict[str, Any]
+) -> list[tuple[str, Media, str]]:
+    """Store the uploaded images and attachments: (role, media, alt text) in upload order."""
     store = request.config_dict[keys.MEDIA]
+    alt = _text(form, "image_alt", 300)
+    stored: list[tuple[str, Media, str]] = []
+    for role, name in (("image", "images"), ("attachment", "attachments")):
+        for upload in _files(form, name):
+            content = upload.file.read(store.max_bytes + 1)
+            media = await store.save(
+                session, office_id, upload.filename, content, image_only=role == "image"
+            )
+            text = (alt or upload.filename)[:300] if role == "image" else ""
+            stored.append((role, media, text))
+    return stored
+
+
+async def _link_media(
+    session: AsyncSession,
+    publication: Publication,
+    stored: list[tuple[str, Media, str]],
+    form: dict[str, Any],
+) -> int:
+    """Link stored uploads to the publication; drop the links the form asks to remove."""
     position = (
         await session.execute(
             select(func.count())
@@ -563,37 +600,79 @@ async def _attach_media(
             .where(PublicationMedia.publication_id == publication.id)
         )
     ).scalar_one()
-    alt = _text(form, "image_alt", 300)
     added = 0
-    for role, name in (("image", "images"), ("attachment", "attachments")):
-        for upload in _files(form, name):
-            content = upload.file.read(store.max_bytes + 1)
-            media = await store.save(
-                session,
-                publication.office_id,
-                upload.filename,
-                content,
-                image_only=role == "image",
-            )
-            exists = await session.get(PublicationMedia, (publication.id, media.id))
-            if exists is None:
-                session.add(
-                    PublicationMedia(
-                        publication_id=publication.id,
-                        media_id=media.id,
-                        role=role,
-                        position=position,
-                        alt=(alt or upload.filename)[:300] if role == "image" else "",
-                    )
+    for role, media, alt in stored:
+        exists = await session.get(PublicationMedia, (publication.id, media.id))
+        if exists is None:
+            session.add(
+                PublicationMedia(
+                    publication_id=publication.id,
+                    media_id=media.id,
+                    role=role,
+                    position=position,
+                    alt=alt,
                 )
-                position += 1
-                added += 1
+            )
+            position += 1
+            added += 1
     for media_id in _list(form, "remove_media"):
         if digits(media_id):
             link = await session.get(PublicationMedia, (publication.id, int(media_id)))
             if link is not None:
                 await session.delete(link)
     return added
+
+
+_MD_ESCAPE = re.compile(r"([\\\[\]*_`<>!])")
+
+
+def image_snippet(config: CoreConfig, media: Media, alt: str) -> str:
+    """Markdown that places a stored image in a body (website page and WeChat article)."""
+    url = media_url(config, media).rsplit("/", 1)[0] + "/" + quote(media.filename)
+    text = _MD_ESCAPE.sub(r"\\\1", " ".join(alt.split()))[:300]
+    return f"![{text}](<{url}>)"
+
+
+async def _place_images(
+    request: web.Request,
+    session: AsyncSession,
+    publication_id: int | None,
+    form: dict[str, Any],
+    stored: list[tuple[str, Media, str]],
+) -> dict[str, Any]:
+    """The form with the images chosen for the body appended to it (the no-script path).
+
+    "images_in_body" places every image uploaded now; "insert_media" places images already
+    linked to the draft. An image whose address is already in the body is not added twice.
+    """
+    config = _config(request)
+    chosen: list[tuple[Media, str]] = []
+    if form.get("images_in_body"):
+        chosen += [(media, alt) for role, media, alt in stored if role == "image"]
+    ids = [int(v) for v in _list(form, "insert_media") if digits(v)][:50]
+    if ids and publication_id is not None:
+        rows = await session.execute(
+            select(PublicationMedia, Media)
+            .join(Media, Media.id == PublicationMedia.media_id)
+            .where(
+                PublicationMedia.publication_id == publication_id,
+                PublicationMedia.media_id.in_(ids),
+                PublicationMedia.role == "image",
+            )
+            .order_by(PublicationMedia.position)
+        )
+        chosen += [(media, link.alt or media.filename) for link, media in rows.all()]
+    body = form.get("body")
+    if not chosen or not isinstance(body, str):
+        return form
+    snippets = []
+    for media, alt in chosen:
+        snippet = image_snippet(config, media, alt)
+        if media.sha256 not in body and snippet not in snippets:
+            snippets.append(snippet)
+    if not snippets:
+        return form
+    return {**form, "body": body.rstrip() + "\n\n" + "\n\n".join(snippets) + "\n"}
 
 
 def _input(request: web.Request, form: dict[str, Any], office_key: str) -> PublicationInput:
@@ -620,6 +699,12 @@ async def _compose_page(
 ) -> web.Response:
     office_key = values.get("office") or (offices[0].key if offices else "")
     config = _config(request)
+    media = media or []
+    snippets = {
+        m.id: image_snippet(config, m, link.alt or m.filename)
+        for link, m in media
+        if link.role == "image"
+    }
     return await render(
         request,
         "compose.html",
@@ -633,9 +718,34 @@ async def _compose_page(
         kinds=[k.value for k in Kind],
         categories=[c.value for c in Category],
         validities=[v.value for v in Validity],
-        media=media or [],
+        media=media,
+        snippets=snippets,
+        findings=await _form_findings(request, values, mode),
         quiet=(config.quiet_hours_start, config.quiet_hours_end),
     )
+
+
+async def _form_findings(
+    request: web.Request, values: dict[str, Any], mode: str
+) -> list[Any] | None:
+    """The content checks over the form as filled in (saved or not); None on an empty form."""
+    title, summary, body = (values.get(k) for k in ("title", "summary", "body"))
+    if mode == "new" and not title and not body:
+        return None
+    try:
+        from publisher.checks.run import CheckSubject
+        from publisher.markup import markdown_to_html
+
+        subject = CheckSubject(
+            title=title if isinstance(title, str) else "",
+            summary=summary if isinstance(summary, str) else "",
+            body_html=markdown_to_html(body) if isinstance(body, str) else "",
+            channels=tuple(c for c in values.get("channels") or () if isinstance(c, str)),
+        )
+    except ImportError:
+        return None
+    publication: Any = subject
+    return await _findings(request, publication)
 
 
 @routes.get("/publications/new")
@@ -672,6 +782,10 @@ async def compose(request: web.Request) -> web.StreamResponse:
     try:
         data = _input(request, form, office.key)
         async with db.transaction() as session:
+            stored = await _store_uploads(request, session, office.id, form)
+            placed = await _place_images(request, session, None, form, stored)
+            if placed is not form:
+                data = _input(request, placed, office.key)
             publication = await workflow.create(
                 session,
                 _config(request),
@@ -680,7 +794,7 @@ async def compose(request: web.Request) -> web.StreamResponse:
                 current.member.actor(_origin(request)),
                 member=current.member,
             )
-            await _attach_media(request, session, publication, form)
+            await _link_media(session, publication, stored, form)
             publication_id = publication.id
     except ValidationError as exc:
         values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -755,6 +869,10 @@ async def edit(request: web.Request) -> web.StreamResponse:
     try:
         data = _input(request, form, office.key)
         async with db.transaction() as session:
+            stored = await _store_uploads(request, session, office.id, form)
+            placed = await _place_images(request, session, publication.id, form, stored)
+            if placed is not form:
+                data = _input(request, placed, office.key)
             saved = await workflow.edit(
                 session,
                 _config(request),
@@ -763,7 +881,7 @@ async def edit(request: web.Request) -> web.StreamResponse:
                 current.member.actor(_origin(request)),
                 member=current.member,
             )
-            await _attach_media(request, session, saved, form)
+            await _link_media(session, saved, stored, form)
     except ValidationError as exc:
         values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
         values["channels"] = _list(form, "channels")
@@ -848,15 +966,23 @@ async def correct(request: web.Request) -> web.StreamResponse:
 # --- one publication ----------------------------------------------------------------------
 
 
-def _findings(publication: Publication) -> list[Any] | None:
+async def _findings(request: web.Request, publication: Publication) -> list[Any] | None:
     try:
         from publisher.checks import run as checks_run
     except ImportError:
         return None
+    hook = _config(request).content_checks
     try:
-        return list(checks_run.run_checks(publication))
+        if hook is None:
+            return list(checks_run.run_checks(publication))
+        # The approval hook itself (the office's stored lists and severities): the page
+        # shows exactly what final approval will refuse.
+        async with request.config_dict[keys.DB].sessions() as session:
+            return list(await hook(session, publication))
     except Exception:  # a failing check must not hide the page; it is logged
-        log.exception("content checks failed", extra={"publication_id": publication.id})
+        log.exception(
+            "content checks failed", extra={"publication_id": getattr(publication, "id", None)}
+        )
         return None
 
 
@@ -893,6 +1019,9 @@ async def publication_page(request: web.Request) -> web.StreamResponse:
                     .order_by(Review.id)
                 )
             ).all()
+        )
+        comment_counts = (await counts_by_publication(session, [publication.id])).get(
+            publication.id, {}
         )
         versions = list(
             (
@@ -935,13 +1064,14 @@ async def publication_page(request: web.Request) -> web.StreamResponse:
         deliveries=deliveries,
         reviews=reviews,
         versions=versions,
-        findings=_findings(publication),
+        findings=await _findings(request, publication),
         previews=_available_targets_for(request, publication),
         actions=actions,
         step_label=step_label,
         publish_at_local=iso_to_local(publication.publish_at, config.timezone),
         quiet=(config.quiet_hours_start, config.quiet_hours_end),
         item_url=config.item_url(publication.index_number) if publication.index_number else "",
+        comment_counts=dict(sorted(comment_counts.items())),
     )
 
 
@@ -1034,6 +1164,30 @@ async def submit(request: web.Request) -> web.StreamResponse:
             session, publication.id, current.member.actor(_origin(request)), member=current.member
         )
     await flash(request, "success", "已提交审核。", "Submitted for review.")
+    raise _see_other(f"/console/publications/{publication.id}")
+
+
+@routes.post("/publications/{id}/mask")
+@requires(Role.EDITOR)
+async def mask_personal_data(request: web.Request) -> web.StreamResponse:
+    """Mask the personal data in a draft's title, summary and body (one click, audited)."""
+    from publisher.checks.masking import mask_draft
+
+    current = _current(request)
+    db = request.config_dict[keys.DB]
+    async with db.sessions() as session:
+        publication = await _publication(request, session)
+    async with db.transaction() as session:
+        result = await mask_draft(session, publication.id, current.member, _origin(request))
+    if result.masked:
+        await flash(
+            request,
+            "success",
+            f"已对{result.masked}处个人信息脱敏，保存为第{result.version}版。",
+            f"Masked {result.masked} piece(s) of personal data; saved as version {result.version}.",
+        )
+    else:
+        await flash(request, "warning", "未发现需要脱敏的个人信息。", "No personal data to mask.")
     raise _see_other(f"/console/publications/{publication.id}")
 
 
@@ -1141,7 +1295,9 @@ async def withdraw(request: web.Request) -> web.StreamResponse:
     await flash(
         request, "success", "已撤回，各渠道将删除。", "Withdrawn; channels will retract it."
     )
-    raise _see_other(f"/console/publications/{publication.id}")
+    back = _text(form, "next", 500)
+    # From the delivery board: back to the same page of the board.
+    raise _see_other(_safe_next(back) if back else f"/console/publications/{publication.id}")
 
 
 # --- review queue, calendar, deliveries ---------------------------------------------------
@@ -1161,15 +1317,25 @@ async def _review_queue(
             .limit(500)
         )
     ).scalars()
+    publications = list(rows)
+    # What this member already approved at an earlier step of the same version: the same
+    # person cannot decide two steps, so those items are not theirs to act on.
+    mine = set(
+        (
+            await session.execute(
+                select(Review.publication_id, Review.version).where(
+                    Review.reviewer_id == current.user.id,
+                    Review.decision == "approve",
+                    Review.publication_id.in_([p.id for p in publications]),
+                )
+            )
+        ).all()
+    )
     result = []
-    for publication in rows:
-        roles = workflow.STEP_ROLES.get(publication.review_steps, ())
-        step = publication.review_step + 1
-        if step > len(roles):
-            continue
-        if current.member.has(publication.office_id, roles[step - 1]) and (
-            publication.author_id != current.user.id
-        ):
+    for publication in publications:
+        earlier = [current.user.id] if (publication.id, publication.version) in mine else []
+        if _can_review(current, publication, earlier):
+            step = publication.review_step + 1
             result.append((workflow.step_name(step, publication.review_steps), publication))
     return result
 
@@ -1253,7 +1419,14 @@ async def deliveries_page(request: web.Request) -> web.StreamResponse:
         stmt = stmt.where(Delivery.state == state)
     if channel:
         stmt = stmt.where(Delivery.channel == channel)
-    stmt = stmt.order_by((Delivery.state == "dead").desc(), Delivery.id.desc()).limit(300)
+    page_text = query(request, "page", 10, "1")
+    page = int(page_text) if digits(page_text) and 0 < int(page_text) < 100_000 else 1
+    # Dead letters first, then newest; offset paging keeps that order across pages.
+    stmt = (
+        stmt.order_by((Delivery.state == "dead").desc(), Delivery.id.desc())
+        .offset((page - 1) * BOARD_PAGE)
+        .limit(BOARD_PAGE + 1)
+    )
     async with request.config_dict[keys.DB].sessions() as session:
         rows = list((await session.execute(stmt)).all())
         alerts = list(
@@ -1270,15 +1443,39 @@ async def deliveries_page(request: web.Request) -> web.StreamResponse:
                 )
             ).scalars()
         )
+    more = len(rows) > BOARD_PAGE
+    rows = rows[:BOARD_PAGE]
     can_act = current.any_role(Role.APPROVER)
+
+    def page_url(number: int) -> str:
+        shown_query = {"state": state, "channel": channel, "page": number}
+        return "/console/deliveries?" + urlencode(shown_query)
+
+    # The publication's actions (as on its own page) on its first row of this page.
+    actions: dict[int, dict[str, bool]] = {}
+    shown: list[tuple[Delivery, Publication, bool]] = []
+    for delivery, publication in rows:
+        first = publication.id not in actions
+        if first:
+            approver = current.member.has(publication.office_id, Role.APPROVER)
+            actions[publication.id] = {
+                "withdraw": approver and publication.state in ("scheduled", "queued", "published"),
+                "correct": approver and publication.state in ("queued", "published"),
+            }
+        shown.append((delivery, publication, first))
     return await render(
         request,
         "deliveries.html",
-        rows=rows,
+        rows=shown,
         alerts=alerts,
         state=state,
         channel=channel,
         can_act=can_act,
+        actions=actions,
+        board_url=page_url(page),
+        prev_url=page_url(page - 1) if page > 1 else "",
+        next_url=page_url(page + 1) if more else "",
+        page=page,
         states=[s.value for s in DeliveryState],
     )
 

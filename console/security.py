@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy import delete, select
@@ -18,7 +20,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.models import ConsoleSession, RateBucket
+from console.models import ConsoleSession, PasswordReset, RateBucket
+from govcast import keys
+from govcast.settings import Settings
 from publisher.models import Role, User
 from publisher.orm import utcnow
 from publisher.staff import StaffMember, member_of
@@ -32,6 +36,8 @@ TOUCH_EVERY = timedelta(seconds=60)
 LOGIN_LIMIT = 10  # attempts per address per window
 LOGIN_WINDOW = timedelta(minutes=5)
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
 
@@ -65,6 +71,8 @@ class Current:
     member: StaffMember
     csrf_token: str
     lang: str
+    # An admin reset the password: only the password form is open until it is changed.
+    must_change_password: bool = False
 
     def any_role(self, *roles: Role) -> bool:
         """Whether the member holds one of ``roles`` (or admin) in any office."""
@@ -144,12 +152,20 @@ async def load_current(
         return None
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
+    must_change = False
+    reset = await session.get(PasswordReset, user.id)
+    if reset is not None:
+        if user.password_changed_at > reset.reset_at:
+            await session.delete(reset)  # the holder has chosen their own password since
+        else:
+            must_change = True
     return Current(
         session_id=row.id,
         user=user,
         member=member_of(user),
         csrf_token=row.csrf_token,
         lang=row.lang,
+        must_change_password=must_change,
     )
 
 
@@ -217,13 +233,105 @@ def is_https(base_url: str) -> bool:
     return base_url.lower().startswith("https://")
 
 
+@functools.lru_cache(maxsize=16)
+def _networks(proxies: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    # Validated when the settings load; parsed once per distinct list.
+    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in proxies)
+
+
+def _settings(request: web.Request) -> Settings | None:
+    return request.config_dict.get(keys.SETTINGS)
+
+
+def _address(value: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def _is_trusted(address: IPAddress | None, networks: tuple[IPNetwork, ...]) -> bool:
+    return address is not None and any(address in network for network in networks)
+
+
+def peer_is_trusted(request: web.Request) -> bool:
+    """Whether the TCP peer is one of ``server.trusted_proxies``."""
+    settings = _settings(request)
+    if settings is None or not settings.server.trusted_proxies:
+        return False
+    networks = _networks(settings.server.trusted_proxies)
+    return _is_trusted(_address(request.remote or ""), networks)
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address: the TCP peer, or behind a trusted proxy the right-most
+    X-Forwarded-For entry that is not itself a trusted proxy.
+
+    Entries left of that one were written by the client and prove nothing, so a spoofed
+    header from an untrusted peer (or extra entries in front) never changes the answer.
+    """
+    peer = request.remote or ""
+    if not peer_is_trusted(request):
+        return peer
+    settings = _settings(request)
+    assert settings is not None
+    networks = _networks(settings.server.trusted_proxies)
+    hops = [
+        hop.strip()
+        for header in request.headers.getall("X-Forwarded-For", [])
+        for hop in header.split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            # A trusted proxy writes addresses only; garbage means a misconfigured chain.
+            return peer
+        if not _is_trusted(address, networks):
+            return str(address)
+    # Every hop is a proxy (or there is no header): the left-most is the nearest we know.
+    first = _address(hops[0]) if hops else None
+    return str(first) if first is not None else peer
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def expected_origins(request: web.Request) -> set[str]:
+    """The origins the console's own pages are served from.
+
+    The configured public address (``website.base_url``) always counts, so forms work
+    behind a TLS-terminating proxy that talks plain HTTP to us; so does the address of
+    this request as seen by the client (X-Forwarded-Proto/-Host believed only from a
+    trusted proxy).
+    """
+    scheme, host = request.scheme, request.host
+    if peer_is_trusted(request):
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        if proto in ("http", "https"):
+            scheme = proto
+        forwarded_host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+        if forwarded_host:
+            host = forwarded_host
+    origins = {f"{scheme}://{host}".lower()}
+    settings = _settings(request)
+    if settings is not None:
+        configured = _origin_of(settings.website.base_url)
+        if configured:
+            origins.add(configured)
+    return origins
+
+
 def origin_ok(request: web.Request) -> bool:
     """A cross-site POST carries a foreign Origin: refuse it even before the token check."""
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
         return origin is None
-    expected = f"{request.scheme}://{request.host}"
-    return origin.rstrip("/") == expected
+    return origin.rstrip("/").lower() in expected_origins(request)
 
 
 def digits(value: str, width: int = 18) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from console import admin, api, cases, jobs, pages
+from console import admin, api, cases, jobs, menu, pages
 from console.keys import JINJA
 from console.security import (
     CONSOLE_CSP,
@@ -33,6 +34,8 @@ HERE = Path(__file__).resolve().parent
 # (method, path, handler) of every console page, for the route-table tests.
 CONSOLE_ROUTES = web.AppKey("console_routes", tuple)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Reachable while a reset password waits to be changed.
+OPEN_PATHS = frozenset({"/console/password", "/console/logout", "/console/lang", "/console/login"})
 
 
 def setup(app: web.Application) -> None:
@@ -52,7 +55,7 @@ def setup(app: web.Application) -> None:
     env.globals["Role"] = Role
     env.globals["static"] = pages.static_url
     table = []
-    for definitions in (pages.routes, cases.routes, admin.routes, jobs.routes):
+    for definitions in (pages.routes, cases.routes, admin.routes, menu.routes, jobs.routes):
         for definition in definitions:
             assert isinstance(definition, web.RouteDef)
             path = "/console" + definition.path
@@ -75,11 +78,12 @@ async def _to_console(_request: web.Request) -> web.StreamResponse:
 def guard(handler: Any) -> Handler:
     """Wrap a console page handler with the console's checks and headers."""
 
+    @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         return await console_middleware(request, handler)
 
-    guarded.__name__ = getattr(handler, "__name__", "page")
-    guarded.__doc__ = handler.__doc__
+    # functools.wraps also carries ``required_roles``/``public`` over, so the route table
+    # can be checked from the router itself (tests/console/test_security.py).
     return guarded
 
 
@@ -152,6 +156,17 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
             raise web.HTTPForbidden(text="CSRF token missing or wrong; reload the page")
     elif request[CURRENT] is None and not is_public(target):
         raise web.HTTPUnauthorized()
+    current = request[CURRENT]
+    if current is not None and current.must_change_password and request.path not in OPEN_PATHS:
+        if request.method in SAFE_METHODS:
+            await pages.flash(
+                request,
+                "error",
+                "管理员已重置您的密码：请先设置新密码。",
+                "An administrator reset your password: choose a new one first.",
+            )
+            raise web.HTTPSeeOther("/console/password")
+        raise web.HTTPForbidden(text="choose a new password first (/console/password)")
     return await handler(request)
 
 

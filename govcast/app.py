@@ -137,6 +137,7 @@ TICK_MODULES = (
     "bot.comments.web",
     "reports.web",
     "sandbox.web",
+    "console.jobs",
 )
 
 

@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     decision.add_argument("--approve", action="store_true")
     decision.add_argument("--reject", metavar="REASON")
     p_review.add_argument("--comment", default="")
+    p_review.add_argument(
+        "--checks-override",
+        metavar="REASON",
+        default="",
+        help="approve despite blocking content-check findings, for this reason (audited)",
+    )
     p_show = pub_sub.add_parser("show", help="state, metadata and deliveries")
     p_show.add_argument("id", type=int)
     p_show.add_argument("--json", action="store_true")
@@ -279,13 +285,28 @@ def _publication_review(settings: Settings, args: argparse.Namespace) -> int:
     from govcast import services
 
     async def run() -> int:
+        comment = args.reject if args.reject is not None else args.comment
         async with services.Services.open(settings) as svc:
-            publication = await svc.review(
-                args.id,
-                args.as_user,
-                approve=bool(args.approve),
-                comment=args.reject if args.reject is not None else args.comment,
-            )
+            if args.checks_override:
+                from publisher import staff, workflow
+
+                # The override reaches the approval checks, which audit it.
+                async with svc.db.transaction() as session:
+                    member = await staff.load_member(session, args.as_user)
+                    publication = await workflow.review(
+                        session,
+                        svc.config,
+                        args.id,
+                        member,
+                        approve=bool(args.approve),
+                        comment=comment,
+                        origin="cli",
+                        checks_override=args.checks_override,
+                    )
+            else:
+                publication = await svc.review(
+                    args.id, args.as_user, approve=bool(args.approve), comment=comment
+                )
         print(
             f"publication {publication.id}: {publication.state}"
             + (f" ({publication.index_number})" if publication.index_number else "")

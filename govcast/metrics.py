@@ -98,13 +98,20 @@ _SCRAPE_TIMEOUT_SECONDS = 3.0
 
 def observe_callback(seconds: float, status: int) -> None:
     """Record one callback request (the middleware does this for every /wechat/ request)."""
-    CALLBACK_SECONDS.labels(_status_class(status)).observe(max(0.0, seconds))
+    _CALLBACK_SERIES[_status_class(status)].observe(max(0.0, seconds))
 
 
 def _status_class(status: int) -> str:
     if 100 <= status <= 599:
         return f"{status // 100}xx"
     return "other"
+
+
+# The labelled series, looked up once: ``labels()`` per request cost about 1 % of the
+# callback's CPU (a lock and a dict lookup with a tuple key).
+_CALLBACK_SERIES = {
+    label: CALLBACK_SECONDS.labels(label) for label in ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+}
 
 
 @web.middleware

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import ipaddress
 import os
 import re
 import tomllib
@@ -64,6 +65,9 @@ class ServerSettings:
     workers: int = 1
     max_body_bytes: int = 8 * 1024 * 1024
     shutdown_grace_seconds: float = 10.0
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For/-Proto/-Host are
+    # believed. Empty (the default): none, the TCP peer is the client. docs/deployment.md.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -516,6 +520,13 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("server.port", "must be between 1 and 65535")
     positive("server.workers", settings.server.workers)
     positive("server.max_body_bytes", settings.server.max_body_bytes)
+    for i, proxy in enumerate(settings.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy.strip(), strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"server.trusted_proxies[{i}]", f"must be an IP address or network, not {proxy!r}"
+            ) from None
     url = settings.database_url
     if not re.match(r"^(sqlite\+aiosqlite|postgresql\+asyncpg|postgresql)://", url):
         raise SettingsError(

@@ -46,6 +46,14 @@ class TransientError(DeliveryError):
         self.retry_after = retry_after
 
 
+class WaitForWindow(TransientError):
+    """A platform quota is spent until its window resets (WeChat's mass-send quota).
+
+    Not a failed attempt: the worker puts the delivery back until ``retry_after`` without
+    counting it toward ``max_attempts``, so waiting out a month never dead-letters it.
+    """
+
+
 class PermanentError(DeliveryError):
     """Retrying cannot help: content rejected, not allowed, gone."""
 

@@ -234,6 +234,8 @@ async def claim(
         if not rows:
             return []
 
+        if db.is_postgresql:
+            await _lock_rate_limited_targets(session, rows, rate_limits)
         usage = await _usage(session, rows, rate_limits, now)
         taken: list[Any] = []
         deferred: dict[int, datetime] = {}
@@ -290,6 +292,40 @@ async def claim(
             )
             for row in taken
         ]
+
+
+# The advisory-lock key space of rate-limited targets ("gvrt"), apart from the lease
+# holders' (publisher.liveness.LOCK_CLASS) and the one-argument locks of the application.
+RATE_LOCK_CLASS = 0x67767274
+
+# Two claims in flight at once each count a target's bookings from committed rows only:
+# neither sees the other's, and both may take the last free slot of a limit. A
+# transaction-scoped advisory lock per target (channel:account) makes counting and booking
+# one critical section: a second claim waits here until the first commits its bookings,
+# and its count (a new statement, so a new READ COMMITTED snapshot) then includes them.
+# Released by the claim's commit or rollback; the row locks (SKIP LOCKED) are disjoint, so
+# two claims waiting on each other's targets can only be a cycle through these locks,
+# which taking them in sorted order rules out.
+_RATE_LOCK = text("SELECT pg_advisory_xact_lock(:lock_class, hashtext(:target))")
+
+
+def rate_lock_target(channel: str, account: str) -> str:
+    """The text whose ``hashtext`` keys a target's rate-limit lock (PostgreSQL)."""
+    return f"{channel}:{account}"
+
+
+async def _lock_rate_limited_targets(
+    session: AsyncSession, rows: Sequence[Any], rate_limits: RateLimits
+) -> None:
+    """Serialise the counting and booking of each rate-limited target across claims."""
+    targets = sorted(
+        {(row.channel, row.account) for row in rows if rate_limits.get((row.channel, row.account))}
+    )
+    for channel, account in targets:
+        await session.execute(
+            _RATE_LOCK,
+            {"lock_class": RATE_LOCK_CLASS, "target": rate_lock_target(channel, account)},
+        )
 
 
 async def _usage(
@@ -437,15 +473,24 @@ async def complete_many(
 
 
 async def retry_later(
-    session: AsyncSession, claimed: Claimed, error: DeliveryError, delay_seconds: float
+    session: AsyncSession,
+    claimed: Claimed,
+    error: DeliveryError,
+    delay_seconds: float,
+    *,
+    count_attempt: bool = True,
 ) -> bool:
-    """Put the row back in the queue after a transient failure."""
+    """Put the row back in the queue after a transient failure.
+
+    ``count_attempt=False`` hands the claim's attempt back (a wait for a quota window).
+    """
     now = utcnow()
     result = await session.execute(
         update(Delivery)
         .where(_held(claimed), Delivery.state == DeliveryState.SENDING.value)
         .values(
             state=DeliveryState.PENDING.value,
+            attempts=Delivery.attempts if count_attempt else Delivery.attempts - 1,
             not_before=now + timedelta(seconds=delay_seconds),
             lease_owner=None,
             lease_expires_at=None,
@@ -642,6 +687,7 @@ def _describe(error: DeliveryError) -> str:
 
 
 __all__ = [
+    "RATE_LOCK_CLASS",
     "Claimed",
     "RateLimit",
     "cancel_pending",
@@ -652,6 +698,7 @@ __all__ = [
     "enqueue",
     "extend_lease",
     "publish_states",
+    "rate_lock_target",
     "release",
     "reschedule_pending",
     "retry_dead",

@@ -33,6 +33,7 @@ from publisher.outcomes import (
     PermanentError,
     Receipt,
     TransientError,
+    WaitForWindow,
 )
 from publisher.queue import Claimed, RateLimit
 from publisher.retry import RetryPolicy
@@ -405,6 +406,16 @@ class Worker:
     async def _failed(self, claimed: Claimed, error: DeliveryError, extra: dict[str, Any]) -> None:
         extra = {**extra, "error_kind": error.kind, "error_code": error.code}
         async with self.db.transaction() as session:
+            if isinstance(error, WaitForWindow):
+                # Waiting for a quota window is not a failure: the attempt is handed back,
+                # or a month's wait would use up max_attempts and dead-letter the push.
+                delay = max(error.retry_after or 0.0, self.policy.delay(1, self.rng))
+                await queue.retry_later(session, claimed, error, delay, count_attempt=False)
+                log.warning(
+                    "delivery waits for its quota window",
+                    extra={**extra, "retry_in": round(delay, 2)},
+                )
+                return
             if isinstance(error, TransientError) and not self.policy.exhausted(claimed.attempts):
                 delay = self.policy.delay(claimed.attempts, self.rng, error.retry_after)
                 await queue.retry_later(session, claimed, error, delay)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from html import escape
 
 from reports import charts
-from reports.figures import Figures
+from reports.figures import Figures, comment_totals
 
 STAFF = None  # a cell staff must fill in
 STAFF_MARK = "【待填写】"
@@ -102,6 +102,22 @@ def build_report(year: int, office_name: str, figures: Figures) -> AnnualReport:
             ("满意度（5分制）", _num(c.satisfaction) if c else None),
         ),
     )
+    comment_rows = [*figures.comments, comment_totals(figures.comments)]
+    comments = Table(
+        "comments",
+        "政务新媒体评论回复情况",
+        ("账号", "收到评论（条）", "已屏蔽（条）", "已回复（条）", "回复率"),
+        tuple(
+            (
+                "合计" if r.target == "all" else r.target,
+                r.received,
+                r.hidden,
+                r.answered,
+                "—" if r.answer_rate is None else _pct(r.answer_rate),
+            )
+            for r in comment_rows
+        ),
+    )
     table2 = Table(
         "table2",
         "第二十条第（一）项 规章和规范性文件",
@@ -157,7 +173,7 @@ def build_report(year: int, office_name: str, figures: Figures) -> AnnualReport:
         ((STAFF,) * 8,),
     )
     sections = (
-        Section("一、总体情况", None, (proactive, channels, timeliness, interaction)),
+        Section("一、总体情况", None, (proactive, channels, timeliness, interaction, comments)),
         Section("二、主动公开政府信息情况", "", (table2, table2b)),
         Section("三、收到和处理政府信息公开申请情况", "", (table3,)),
         Section("四、政府信息公开行政复议、行政诉讼情况", "", (table4,)),

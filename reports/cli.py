@@ -55,11 +55,13 @@ def register(subparsers: Any) -> None:
     lists_sub = lists.add_subparsers(dest="checks_command", required=True)
     show = lists_sub.add_parser("list", help="show entries")
     show.add_argument(
-        "kind", nargs="?", choices=["banned", "sensitive", "typo", "leader", "severity"]
+        "kind", nargs="?", choices=["banned", "sensitive", "allowed", "typo", "leader", "severity"]
     )
     show.set_defaults(handler=_checks_list)
     add = lists_sub.add_parser("add", help="add an entry")
-    add.add_argument("kind", choices=["banned", "sensitive", "typo", "leader", "severity"])
+    add.add_argument(
+        "kind", choices=["banned", "sensitive", "allowed", "typo", "leader", "severity"]
+    )
     add.add_argument("term", help="word, wrong form, leader's name or finding code")
     add.add_argument(
         "value", nargs="?", default="", help="correction, title, or severity (error|warning|off)"
@@ -67,7 +69,9 @@ def register(subparsers: Any) -> None:
     add.add_argument("--former", action="store_true", help="a leader no longer in this post")
     add.set_defaults(handler=_checks_add)
     load = lists_sub.add_parser("import", help="add entries from a UTF-8 file, one per line")
-    load.add_argument("kind", choices=["banned", "sensitive", "typo", "leader", "severity"])
+    load.add_argument(
+        "kind", choices=["banned", "sensitive", "allowed", "typo", "leader", "severity"]
+    )
     load.add_argument("file", type=Path)
     load.set_defaults(handler=_checks_import)
     remove = lists_sub.add_parser("remove", help="remove an entry by id")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.calendar import WorkCalendar, working_days_between
@@ -30,6 +30,7 @@ from publisher.models import (
     Office,
     Publication,
     PublicationState,
+    PublicationVersion,
     Validity,
 )
 from publisher.orm import utcnow
@@ -84,6 +85,32 @@ class CaseFigures:
 
 
 @dataclass(frozen=True)
+class CommentFigure:
+    """Comments under one account's WeChat articles or Weibo posts in a period."""
+
+    target: str  # "wechat:main", "weibo:main"
+    received: int
+    hidden: int  # spam or abuse, hidden by staff: nothing to answer
+    answered: int  # a reply was written (and is shown under the comment)
+
+    @property
+    def answer_rate(self) -> float | None:
+        """Answered share of the comments that call for an answer (hidden ones don't)."""
+        open_ = self.received - self.hidden
+        return self.answered / open_ if open_ else None
+
+
+def comment_totals(rows: Sequence[CommentFigure]) -> CommentFigure:
+    """All accounts together."""
+    return CommentFigure(
+        "all",
+        sum(r.received for r in rows),
+        sum(r.hidden for r in rows),
+        sum(r.answered for r in rows),
+    )
+
+
+@dataclass(frozen=True)
 class ColumnFigure:
     """One website column's freshness."""
 
@@ -119,6 +146,7 @@ class Figures:
     accounts: list[AccountActivity]
     columns: list[ColumnFigure] | None
     notes: list[str] = field(default_factory=list)
+    comments: list[CommentFigure] = field(default_factory=list)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -264,15 +292,7 @@ async def compute_figures(
             Publication.document_number.is_not(None),
         )
         office_filter = () if office_id is None else (Publication.office_id == office_id,)
-        repealed = await _count(
-            session,
-            *normative,
-            *office_filter,
-            *live,
-            Publication.validity.in_([Validity.REPEALED.value, Validity.EXPIRED.value]),
-            Publication.updated_at >= start,
-            Publication.updated_at < end,
-        )
+        repealed = await _repealed_between(session, start, end, *normative, *office_filter, *live)
         in_force = await _count(
             session,
             *normative,
@@ -285,6 +305,7 @@ async def compute_figures(
         activity = await _accounts(session, start, end, as_of, office_id, accounts, account)
         hits, top = await _hits(session, [r.id for r in rows])
         cases = await _cases(session, start, end, office_id, calendar, zone)
+        comments = await _comments(session, start, end, office_id, account)
     columns = await _columns(db, now)
     if columns is None:
         notes.append("网站栏目统计暂不可用")
@@ -310,6 +331,7 @@ async def compute_figures(
         accounts=activity,
         columns=columns,
         notes=notes,
+        comments=comments,
     )
 
 
@@ -324,6 +346,60 @@ async def _office_id(session: AsyncSession, office_key: str | None) -> int | Non
 
         raise NotFound(f"no office {office_key!r}")
     return int(office_id)
+
+
+ENDED = (Validity.REPEALED.value, Validity.EXPIRED.value)
+_CHUNK = 500  # ids per IN (...) query
+
+
+def repeal_time(versions: Sequence[tuple[str, datetime]]) -> datetime | None:
+    """When the document last became repealed or expired, from its versions in order
+    (``(validity, edited_at)``); None when its last version is not repealed."""
+    since: datetime | None = None
+    for validity, edited_at in versions:
+        if validity in ENDED:
+            since = since or edited_at
+        else:
+            since = None
+    return since
+
+
+async def _repealed_between(
+    session: AsyncSession, start: datetime, end: datetime, *where: Any
+) -> int:
+    """Normative documents repealed (or expired) in the period. The repeal date is the
+    edit that changed the validity, from the version history; ``updated_at`` (which any
+    later edit moves) only when there is no history, e.g. imported documents."""
+    rows = (
+        await session.execute(
+            select(Publication.id, Publication.updated_at).where(
+                *where, Publication.validity.in_(ENDED)
+            )
+        )
+    ).all()
+    history: dict[int, list[tuple[str, datetime]]] = {}
+    ids = [r.id for r in rows]
+    for i in range(0, len(ids), _CHUNK):
+        versions = await session.execute(
+            select(
+                PublicationVersion.publication_id,
+                PublicationVersion.snapshot,
+                PublicationVersion.edited_at,
+            )
+            .where(PublicationVersion.publication_id.in_(ids[i : i + _CHUNK]))
+            .order_by(PublicationVersion.publication_id, PublicationVersion.version)
+        )
+        for row in versions:
+            snapshot = cast(dict[str, Any] | None, row.snapshot) or {}
+            history.setdefault(int(row.publication_id), []).append(
+                (str(snapshot.get("validity", "")), cast(datetime, row.edited_at))
+            )
+    count = 0
+    for row in rows:
+        when = repeal_time(history.get(row.id, [])) or row.updated_at
+        if start <= when < end:
+            count += 1
+    return count
 
 
 async def _count(session: AsyncSession, *where: Any) -> int:
@@ -424,6 +500,46 @@ async def _hits(
             top.append((int(pid), str(title), int(hits)))
     top.sort(key=lambda t: (-t[2], t[0]))
     return total, top[:10]
+
+
+async def _comments(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    office_id: int | None,
+    account: str | None,
+) -> list[CommentFigure]:
+    """Comments received in the period (by when they were written), per account."""
+    from bot.comments.models import Comment
+
+    answered = case((and_(Comment.hidden.is_(False), Comment.reply_text.is_not(None)), 1), else_=0)
+    hidden = case((Comment.hidden.is_(True), 1), else_=0)
+    stmt = (
+        select(
+            Comment.platform,
+            Comment.account,
+            func.count(),
+            func.sum(hidden),
+            func.sum(answered),
+        )
+        .where(Comment.remote_created_at >= start, Comment.remote_created_at < end)
+        .group_by(Comment.platform, Comment.account)
+    )
+    if office_id is not None:
+        stmt = stmt.join(Publication, Publication.id == Comment.publication_id).where(
+            Publication.office_id == office_id
+        )
+    if account is not None:
+        channel, _, key = account.partition(":")
+        stmt = stmt.where(Comment.platform == channel, Comment.account == (key or "main"))
+    rows = (await session.execute(stmt)).all()
+    return sorted(
+        (
+            CommentFigure(f"{platform}:{acct}", int(n), int(h or 0), int(a or 0))
+            for platform, acct, n, h, a in rows
+        ),
+        key=lambda c: c.target,
+    )
 
 
 async def _cases(

@@ -17,13 +17,18 @@ from bot.cases.calendar import add_months, working_days_between
 from bot.cases.models import Case, CaseState
 from bot.cases.service import load_calendar
 from publisher.checks.links import LinkChecker
-from publisher.checks.run import Checker
 from publisher.config import CoreConfig
 from publisher.db import Database
 from publisher.models import Publication
 from publisher.orm import utcnow
-from reports.figures import LIVE_STATES, SILENT_AFTER, SOCIAL_CHANNELS, compute_figures
-from reports.lists import load_lists
+from reports.figures import (
+    LIVE_STATES,
+    SILENT_AFTER,
+    SOCIAL_CHANNELS,
+    ColumnFigure,
+    compute_figures,
+)
+from reports.lists import checker_for
 from reports.periods import Period
 
 log = logging.getLogger("govcast.reports")
@@ -103,7 +108,7 @@ async def run_inspection(
     zone = config.timezone
     items: list[CheckItem] = []
     async with db.sessions() as session:
-        lists = await load_lists(session)
+        checker = await checker_for(session)
         calendar = await load_calendar(session)
         recent = (
             (
@@ -170,7 +175,6 @@ async def run_inspection(
             await session.execute(select(func.max(Case.published_at)))
         ).scalar_one()
 
-    checker = Checker(lists)
     findings = {p.id: checker.check(p) for p in recent}
 
     # 1. Wrong leader names or titles in published items.
@@ -259,10 +263,7 @@ async def run_inspection(
         stale_cols = [c for c in figures.columns if c.stale]
         empty_cols = [c for c in figures.columns if c.empty]
         if len(stale_cols) >= STALE_COLUMN_LIMIT:
-            stale.problems = [
-                Problem(f"栏目“{c.key}”最近更新：{_local(c.last_published_at, zone)}")
-                for c in stale_cols
-            ]
+            stale.problems = stale_column_problems(stale_cols, zone)
         if len(empty_cols) >= STALE_COLUMN_LIMIT:
             empty.problems = [Problem(f"栏目“{_column(c.key)}”没有内容") for c in empty_cols]
     items += [stale, empty]
@@ -381,6 +382,14 @@ async def run_inspection(
 
 def _column(key: str) -> str:
     return COLUMN_NAMES.get(key, key)
+
+
+def stale_column_problems(columns: list[ColumnFigure], zone: Any) -> list[Problem]:
+    """One problem per stale column, named as staff know it (新闻动态, not ``news``)."""
+    return [
+        Problem(f"栏目“{_column(c.key)}”最近更新：{_local(c.last_published_at, zone)}")
+        for c in columns
+    ]
 
 
 def _earlier_than(p: Publication) -> str:

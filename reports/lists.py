@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from publisher import audit
 from publisher.checks.findings import Finding, Severity
 from publisher.checks.lists import DEFAULT_TYPOS, CheckLists, Leader
 from publisher.checks.run import Checker
@@ -24,6 +25,7 @@ KNOWN_CODES = frozenset(
         "typo",
         "leader_title",
         "leader_former",
+        "leader_name",
         "personal_id_number",
         "personal_mobile",
         "personal_landline",
@@ -46,6 +48,7 @@ async def load_lists(session: AsyncSession) -> CheckLists:
     rows = (await session.execute(select(CheckListEntry).order_by(CheckListEntry.id))).scalars()
     banned: list[str] = []
     sensitive: list[str] = []
+    allowed: list[str] = []
     typos: dict[str, str] = {}
     leaders: list[Leader] = []
     severities: dict[str, Severity] = {}
@@ -54,6 +57,8 @@ async def load_lists(session: AsyncSession) -> CheckLists:
             banned.append(row.term)
         elif row.kind == ListKind.SENSITIVE:
             sensitive.append(row.term)
+        elif row.kind == ListKind.ALLOWED:
+            allowed.append(row.term)
         elif row.kind == ListKind.TYPO:
             typos[row.term] = row.value
         elif row.kind == ListKind.LEADER:
@@ -63,15 +68,71 @@ async def load_lists(session: AsyncSession) -> CheckLists:
     return CheckLists(
         banned_words=tuple(banned),
         sensitive_words=tuple(sensitive),
+        allowed_words=tuple(allowed),
         typos={**DEFAULT_TYPOS, **typos},
         leaders=tuple(leaders),
         severities=severities,
     )
 
 
+# The built Checker per database, with the lists version it was built from: building the
+# automaton over a 50,000-word list takes far longer than the checks themselves.
+_CHECKERS: dict[str, tuple[tuple[int, int, str], Checker]] = {}
+
+
+async def lists_version(session: AsyncSession) -> tuple[int, int, str]:
+    """A cheap fingerprint of the stored lists, seen by every process: any add, edit or
+    delete changes the entry count, the highest id or the latest ``updated_at``."""
+    count, last_id, last_change = (
+        await session.execute(
+            select(
+                func.count(CheckListEntry.id),
+                func.max(CheckListEntry.id),
+                func.max(CheckListEntry.updated_at),
+            )
+        )
+    ).one()
+    return int(count), int(last_id or 0), "" if last_change is None else str(last_change)
+
+
+def _database_key(session: AsyncSession) -> str:
+    bind = session.bind
+    url = getattr(bind, "url", None)
+    return str(url) if url is not None else f"bind-{id(bind)}"
+
+
+async def checker_for(session: AsyncSession) -> Checker:
+    """The Checker for the stored lists, rebuilt only when they have changed."""
+    key = _database_key(session)
+    version = await lists_version(session)
+    cached = _CHECKERS.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    checker = Checker(await load_lists(session))
+    _CHECKERS[key] = (version, checker)
+    return checker
+
+
 async def content_checks(session: Any, publication: Any) -> Sequence[Finding]:
     """The approval hook (CoreConfig.content_checks): every check with the stored lists."""
-    return Checker(await load_lists(session)).check(publication)
+    return (await checker_for(session)).check(publication)
+
+
+ActorLike = str | audit.Actor
+AUDITED_TERMS = 50  # entries named in one audit record; the count is always complete
+
+
+def _actor(actor: ActorLike) -> audit.Actor:
+    if isinstance(actor, audit.Actor):
+        return actor
+    if actor in ("", "cli"):
+        return audit.CLI
+    return audit.Actor(label=actor[:100])
+
+
+def _shown(term: str, value: str, current: bool = True) -> str:
+    text = f"{term}={value}" if value else term
+    return text if current else f"{text} (former)"
 
 
 def validate_entry(kind: str, term: str, value: str = "") -> tuple[ListKind, str, str]:
@@ -96,7 +157,7 @@ def validate_entry(kind: str, term: str, value: str = "") -> tuple[ListKind, str
             raise ValidationError("term", f"unknown check code {term!r}")
         if value not in {s.value for s in Severity}:
             raise ValidationError("value", "error, warning or off")
-    if list_kind in (ListKind.BANNED, ListKind.SENSITIVE):
+    if list_kind in (ListKind.BANNED, ListKind.SENSITIVE, ListKind.ALLOWED):
         value = ""
     return list_kind, term, value
 
@@ -108,10 +169,12 @@ async def add_entry(
     value: str = "",
     *,
     current: bool = True,
-    actor: str = "",
+    actor: ActorLike = "",
 ) -> CheckListEntry:
-    """Add (or update) one entry; a severity or typo replaces the earlier one for its term."""
+    """Add (or update) one entry; a severity or typo replaces the earlier one for its term.
+    The change is written to the audit log."""
     list_kind, term, value = validate_entry(kind, term, value)
+    who = _actor(actor)
     if list_kind in (ListKind.SEVERITY, ListKind.TYPO):
         await session.execute(
             delete(CheckListEntry).where(
@@ -129,20 +192,49 @@ async def add_entry(
     ).scalar_one_or_none()
     entry = existing or CheckListEntry(kind=list_kind.value, term=term, value=value)
     entry.current = current
-    entry.updated_by = actor[:100]
+    entry.updated_by = who.label[:100]
     entry.updated_at = utcnow()
     if existing is None:
         session.add(entry)
     await session.flush()
+    audit.record(
+        session,
+        who,
+        "check_list.add",
+        "check_list",
+        list_kind.value,
+        count=1,
+        entries=[_shown(term, value, current)],
+    )
     return entry
 
 
-async def remove_entry(session: AsyncSession, entry_id: int) -> None:
-    """Delete one entry or raise NotFound."""
+async def remove_entry(session: AsyncSession, entry_id: int, actor: ActorLike = "") -> str:
+    """Delete one entry (audited) or raise NotFound; returns the entry's list kind."""
     entry = await session.get(CheckListEntry, entry_id)
     if entry is None:
         raise NotFound(f"no list entry {entry_id}")
+    kind = entry.kind
+    audit.record(
+        session,
+        _actor(actor),
+        "check_list.remove",
+        "check_list",
+        kind,
+        count=1,
+        entries=[_shown(entry.term, entry.value, entry.current)],
+        entry_id=entry_id,
+    )
     await session.delete(entry)
+    return kind
+
+
+async def entry_kind(session: AsyncSession, entry_id: int) -> str:
+    """The list an entry belongs to, or NotFound."""
+    entry = await session.get(CheckListEntry, entry_id)
+    if entry is None:
+        raise NotFound(f"no list entry {entry_id}")
+    return entry.kind
 
 
 async def entries(session: AsyncSession, kind: str | None = None) -> list[CheckListEntry]:
@@ -188,9 +280,10 @@ def parse_lines(kind: str, text: str) -> list[tuple[str, str, bool]]:
     return out
 
 
-async def import_lines(session: AsyncSession, kind: str, text: str, actor: str = "") -> int:
-    """Add every entry of ``text`` (all or nothing: the caller's transaction)."""
+async def import_lines(session: AsyncSession, kind: str, text: str, actor: ActorLike = "") -> int:
+    """Add every entry of ``text`` (all or nothing: the caller's transaction), audited."""
     parsed = parse_lines(kind, text)
+    who = _actor(actor)
     # One read of the list, then plain inserts: a 50,000-word list imports in one go.
     existing = {(e.term, e.value): e for e in await entries(session, kind)}
     by_term: dict[str, list[CheckListEntry]] = {}
@@ -211,7 +304,17 @@ async def import_lines(session: AsyncSession, kind: str, text: str, actor: str =
         entry = found
         by_term.setdefault(term, []).append(entry)
         entry.current = current
-        entry.updated_by = actor[:100]
+        entry.updated_by = who.label[:100]
         entry.updated_at = now
     await session.flush()
+    if parsed:
+        audit.record(
+            session,
+            who,
+            "check_list.import",
+            "check_list",
+            kind,
+            count=len(parsed),
+            entries=[_shown(t, v, c) for t, v, c in parsed[:AUDITED_TERMS]],
+        )
     return len(parsed)

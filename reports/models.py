@@ -17,6 +17,7 @@ class ListKind(enum.StrEnum):
 
     BANNED = "banned"  # value unused
     SENSITIVE = "sensitive"  # value unused
+    ALLOWED = "allowed"  # value unused: a longer word that contains a banned/sensitive one
     TYPO = "typo"  # term = the wrong form, value = the right one
     LEADER = "leader"  # term = name, value = title, current = still in post
     SEVERITY = "severity"  # term = finding code, value = error | warning | off
@@ -29,7 +30,7 @@ class CheckListEntry(Base):
     __table_args__ = (
         UniqueConstraint("kind", "term", "value"),
         CheckConstraint(
-            "kind IN ('banned', 'sensitive', 'typo', 'leader', 'severity')",
+            "kind IN ('banned', 'sensitive', 'allowed', 'typo', 'leader', 'severity')",
             name="kind_valid",
         ),
     )

@@ -17,11 +17,12 @@ from aiohttp import web
 
 from console.security import SESSION_COOKIE, Current, load_current, origin_ok, same
 from govcast import keys
+from publisher import audit
 from publisher.errors import NotFound, ValidationError
 from publisher.models import Role
 from reports import annual, charts, inspect
-from reports.figures import Figures, compute_figures
-from reports.lists import entries, import_lines, remove_entry
+from reports.figures import Figures, comment_totals, compute_figures
+from reports.lists import entries, entry_kind, import_lines, remove_entry
 from reports.models import ListKind
 from reports.periods import parse_period
 
@@ -55,6 +56,8 @@ def setup(app: web.Application) -> None:
 
 CURRENT = web.RequestKey("reports_current", Current)
 EDITORS = (Role.ADMIN, Role.APPROVER)  # who may change the check lists
+# Severities decide what blocks approval: only administrators change them.
+ADMIN_ONLY_LISTS = frozenset({ListKind.SEVERITY.value})
 
 
 def _staff_only(handler: Handler) -> Handler:
@@ -166,7 +169,10 @@ async def _figures_page(request: web.Request) -> web.StreamResponse:
             [
                 ("公开信息（条）", f.published),
                 ("新闻发布会（场）", f.press_conferences),
-                ("平均公开用时（工作日）", f.average_disclosure_days or "—"),
+                (
+                    "平均公开用时（工作日）",
+                    "—" if f.average_disclosure_days is None else f.average_disclosure_days,
+                ),
                 ("超过20个工作日（条）", len(f.late_items)),
                 ("访问量", "—" if f.hits is None else f.hits),
             ],
@@ -210,6 +216,20 @@ async def _figures_page(request: web.Request) -> web.StreamResponse:
                     ("满意度", "—" if c.satisfaction is None else f"{c.satisfaction:.2f}"),
                 ],
             )
+        )
+    if f.comments:
+        rows_html = "".join(
+            f'<tr><th scope="row">{"合计" if row.target == "all" else escape(row.target)}</th>'
+            f"<td>{row.received}</td>"
+            f"<td>{row.hidden}</td><td>{row.answered}</td>"
+            f"<td>{'—' if row.answer_rate is None else f'{row.answer_rate:.1%}'}</td></tr>"
+            for row in [*f.comments, comment_totals(f.comments)]
+        )
+        parts.append(
+            '<table id="comments"><caption>微信、微博评论回复</caption><thead><tr>'
+            '<th scope="col">账号</th><th scope="col">收到评论</th><th scope="col">已屏蔽</th>'
+            '<th scope="col">已回复</th><th scope="col">回复率</th></tr></thead>'
+            f"<tbody>{rows_html}</tbody></table>"
         )
     parts.append(
         _kv_table(
@@ -282,6 +302,7 @@ MAX_FORM_FIELD = 4 * 1024 * 1024
 LIST_NAMES = {
     "banned": ("禁用词（阻止发布）", "每行一个词"),
     "sensitive": ("敏感词（提示核实）", "每行一个词"),
+    "allowed": ("例外词（其中的禁用词、敏感词不提示）", "每行一个词，如“最佳实践”"),
     "typo": ("常见错别字", "每行：错词=正词"),
     "leader": ("领导姓名职务", "每行：姓名,职务；已离任的加“,former”"),
     "severity": ("检查级别", "每行：检查代码=error|warning|off"),
@@ -299,14 +320,23 @@ async def _check_post(request: web.Request, current: Current) -> None:
         raise web.HTTPForbidden(text="only approvers and administrators change the lists")
 
 
+def _may_change(current: Current, kind: str) -> bool:
+    roles = (Role.ADMIN,) if kind in ADMIN_ONLY_LISTS else EDITORS
+    return current.any_role(*roles)
+
+
+def _list_actor(request: web.Request) -> audit.Actor:
+    return request[CURRENT].member.actor(request.remote or "")
+
+
 async def _lists_page(request: web.Request) -> web.StreamResponse:
     current = request[CURRENT]
-    can_edit = current.any_role(*EDITORS)
     csrf = escape(current.csrf_token)
     async with request.app[keys.DB].sessions() as session:
         rows = await entries(session)
     parts = ["<p>这些名单用于发布前内容检查和迎检自查；默认错别字表始终生效。</p>"]
     for kind, (name, hint) in LIST_NAMES.items():
+        can_edit = _may_change(current, kind)
         mine = [r for r in rows if r.kind == kind]
         parts.append(f"<h2>{escape(name)}（{len(mine)}）</h2>")
         if mine:
@@ -349,14 +379,18 @@ async def _lists_add(request: web.Request) -> web.StreamResponse:
         raise ValidationError("kind", "unknown list")
     if not isinstance(lines, str) or len(lines) > MAX_FORM_FIELD:
         raise ValidationError("lines", "text of at most 4 MiB")
-    current = request[CURRENT]
+    if not _may_change(request[CURRENT], kind):
+        raise web.HTTPForbidden(text="only administrators change the check severities")
     async with request.app[keys.DB].transaction() as session:
-        count = await import_lines(session, kind, lines, actor=current.user.name)
+        count = await import_lines(session, kind, lines, actor=_list_actor(request))
     log.info("check list changed", extra={"list": kind, "entries": count})
     raise web.HTTPSeeOther("/console/reports/lists")
 
 
 async def _lists_delete(request: web.Request) -> web.StreamResponse:
+    entry_id = int(request.match_info["id"])
     async with request.app[keys.DB].transaction() as session:
-        await remove_entry(session, int(request.match_info["id"]))
+        if not _may_change(request[CURRENT], await entry_kind(session, entry_id)):
+            raise web.HTTPForbidden(text="only administrators change the check severities")
+        await remove_entry(session, entry_id, actor=_list_actor(request))
     raise web.HTTPSeeOther("/console/reports/lists")

@@ -7,7 +7,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -164,6 +164,11 @@ def month_key(now: datetime) -> str:
     return now.astimezone(BEIJING).strftime("%Y-%m")
 
 
+def minute_key(now: datetime) -> str:
+    """A clock minute (WeChat's per-minute call quotas, 45011)."""
+    return now.astimezone(BEIJING).strftime("%Y-%m-%dT%H:%M")
+
+
 def hour_key(now: datetime) -> str:
     """A clock hour (for per-hour limits counted by sliding window elsewhere)."""
     return now.astimezone(BEIJING).strftime("%Y-%m-%dT%H")
@@ -180,6 +185,21 @@ async def take_quota(
     min_gap: timedelta | None = None,
 ) -> bool:
     """Count one call against (scope, name, period); False when the limit is reached."""
+    refused = await take_quota_or_why(session, scope, name, period, limit, now, min_gap=min_gap)
+    return refused is None
+
+
+async def take_quota_or_why(
+    session: AsyncSession,
+    scope: str,
+    name: str,
+    period: str,
+    limit: int,
+    now: datetime,
+    *,
+    min_gap: timedelta | None = None,
+) -> Literal["limit", "gap"] | None:
+    """Count one call; None when taken, else why not: the period's limit or the min gap."""
     # Create the counter if missing without a race: two first calls of a period at once
     # (two processes) would otherwise both insert it and one would fail on the unique key.
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
@@ -196,13 +216,13 @@ async def take_quota(
     )
     counter = (await session.execute(stmt.with_for_update())).scalar_one()
     if counter.count >= limit:
-        return False
+        return "limit"
     if min_gap is not None and counter.last_at is not None and now - counter.last_at < min_gap:
-        return False
+        return "gap"
     counter.count += 1
     counter.last_at = now
     await session.flush()
-    return True
+    return None
 
 
 async def quota_used(session: AsyncSession, scope: str, name: str, period: str) -> int:

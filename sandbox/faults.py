@@ -19,8 +19,15 @@ _KEYS = {
     "seed",
     "timeout_phase",
     "publish_failure_rate",
+    "publish_failure_statuses",
+    "submit_error_rate",
+    "submit_errcodes",
 }
 DEFAULT_ERRCODES: Mapping[Platform, tuple[int, ...]] = {"wechat": (-1,), "weibo": (10001,)}
+# freepublish job statuses that mean failure: originality check, failed, review, banned.
+FAILURE_STATUSES = (2, 3, 4, 6)
+# freepublish/submit refusals: failed the publish check, must use the web console, save first.
+SUBMIT_ERRCODES = (53503, 53504, 53505)
 
 
 class FaultSpecError(ValueError):
@@ -38,8 +45,13 @@ class FaultSpec:
     seed: int = 0
     # "before": the call hangs before any effect; "after": the effect happens, then it hangs.
     timeout_phase: Literal["before", "after"] = "before"
-    # WeChat: share of freepublish jobs that end in status 3 (failed).
+    # WeChat: share of freepublish jobs that end in a failure status, drawn from
+    # publish_failure_statuses (2 originality, 3 failed, 4 rejected by review, 6 banned).
     publish_failure_rate: float = 0.0
+    publish_failure_statuses: tuple[int, ...] = (3,)
+    # WeChat: share of freepublish/submit calls refused with one of submit_errcodes.
+    submit_error_rate: float = 0.0
+    submit_errcodes: tuple[int, ...] = SUBMIT_ERRCODES
 
 
 def _rate(raw: Mapping[str, Any], key: str) -> float:
@@ -56,6 +68,22 @@ def _int(raw: Mapping[str, Any], key: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise FaultSpecError(f"{key} must be an integer from {low} to {high}")
     return int(value)
+
+
+def _subset(
+    raw: Mapping[str, Any], key: str, allowed: tuple[int, ...], default: tuple[int, ...]
+) -> tuple[int, ...]:
+    value = raw.get(key)
+    if value is None:
+        return default
+    choices = ", ".join(str(a) for a in allowed)
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(isinstance(v, bool) or v not in allowed for v in value)
+    ):
+        raise FaultSpecError(f"{key} must be a non-empty list taken from {choices}")
+    return tuple(int(v) for v in value)
 
 
 def parse_spec(raw: object) -> tuple[tuple[Platform, ...], FaultSpec]:
@@ -81,6 +109,8 @@ def parse_spec(raw: object) -> tuple[tuple[Platform, ...], FaultSpec]:
             raise FaultSpecError("errcodes must be a list of integers")
         if code == 0:
             raise FaultSpecError("errcodes must not contain 0 (success)")
+    statuses = _subset(raw, "publish_failure_statuses", FAILURE_STATUSES, (3,))
+    submit_codes = _subset(raw, "submit_errcodes", SUBMIT_ERRCODES, SUBMIT_ERRCODES)
     phase = raw.get("timeout_phase", "before")
     if phase not in ("before", "after"):
         raise FaultSpecError("timeout_phase must be before or after")
@@ -92,6 +122,9 @@ def parse_spec(raw: object) -> tuple[tuple[Platform, ...], FaultSpec]:
         seed=_int(raw, "seed", -(2**63), 2**63 - 1),
         timeout_phase=phase,
         publish_failure_rate=_rate(raw, "publish_failure_rate"),
+        publish_failure_statuses=statuses,
+        submit_error_rate=_rate(raw, "submit_error_rate"),
+        submit_errcodes=submit_codes,
     )
     return platforms, spec
 
@@ -122,7 +155,10 @@ class Faults:
         """Put ``spec`` in force on ``platforms``, restarting their seeded sequences."""
         for platform in platforms:
             self.active[platform] = _Active(spec, random.Random(f"{platform}:{spec.seed}"))
-        self.cleared = asyncio.Event()
+        # Calls already hanging wait on the current event: keep it, so a later clear()
+        # still releases them. Only a spent event (a clear() happened) is replaced.
+        if self.cleared.is_set():
+            self.cleared = asyncio.Event()
 
     def clear(self) -> None:
         """Remove every fault and release hanging calls."""
@@ -140,6 +176,9 @@ class Faults:
                 "seed": a.spec.seed,
                 "timeout_phase": a.spec.timeout_phase,
                 "publish_failure_rate": a.spec.publish_failure_rate,
+                "publish_failure_statuses": list(a.spec.publish_failure_statuses),
+                "submit_error_rate": a.spec.submit_error_rate,
+                "submit_errcodes": list(a.spec.submit_errcodes),
             }
             for name, a in sorted(self.active.items())
         }
@@ -159,12 +198,25 @@ class Faults:
             return Decision(latency=latency, errcode=codes[rng.randrange(len(codes))])
         return Decision(latency=latency)
 
-    def publish_fails(self) -> bool:
-        """Whether the next freepublish job fails (status 3)."""
+    def publish_outcome(self) -> int:
+        """The status the next freepublish job ends with: 0 success, else a failure status."""
         found = self.active.get("wechat")
         if found is None or found.spec.publish_failure_rate <= 0:
-            return False
-        return found.rng.random() < found.spec.publish_failure_rate
+            return 0
+        spec, rng = found.spec, found.rng
+        if rng.random() >= spec.publish_failure_rate:
+            return 0
+        return spec.publish_failure_statuses[rng.randrange(len(spec.publish_failure_statuses))]
+
+    def submit_error(self) -> int | None:
+        """The errcode refusing the next freepublish/submit (53503/53504/53505), or None."""
+        found = self.active.get("wechat")
+        if found is None or found.spec.submit_error_rate <= 0:
+            return None
+        spec, rng = found.spec, found.rng
+        if rng.random() >= spec.submit_error_rate:
+            return None
+        return spec.submit_errcodes[rng.randrange(len(spec.submit_errcodes))]
 
     async def hang(self, limit: float = 600.0) -> None:
         """Hang longer than any client waits, or until the faults are cleared."""

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbox import callback
@@ -20,10 +20,12 @@ from sandbox.core import (
     SANDBOX,
     Sandbox,
     day_key,
+    minute_key,
     month_key,
     new_id,
     new_media_id,
     take_quota,
+    take_quota_or_why,
 )
 from sandbox.models import (
     SandboxDraft,
@@ -52,6 +54,10 @@ CUSTOM_WINDOW = timedelta(hours=48)
 CUSTOM_COUNT = 5
 EVENT_WINDOW = timedelta(minutes=1)
 EVENT_COUNT = 3
+# Events that open the short customer-service window: a menu click, a follow, a scan
+# (the menu's scan buttons included). VIEW (a menu link) and unsubscribe open none.
+WINDOW_EVENTS = ("CLICK", "subscribe", "SCAN", "scancode_push", "scancode_waitmsg")
+MASS_PER_MINUTE = 60
 
 ERRMSG = {
     -1: "system error",
@@ -89,6 +95,9 @@ ERRMSG = {
     46003: "menu no exist",
     47001: "data format error",
     48001: "api unauthorized",
+    53503: "该草稿未通过发布检查",
+    53504: "需前往公众平台官网使用草稿",
+    53505: "请手动保存成功后再发表",
     53600: "Article ID 无效",
 }
 
@@ -336,7 +345,7 @@ async def stable_token(request: web.Request) -> web.Response:
                 )
             ).scalar_one_or_none()
             if force:
-                if not await take_quota(
+                refused = await take_quota_or_why(
                     session,
                     scope,
                     "stable_force",
@@ -344,7 +353,11 @@ async def stable_token(request: web.Request) -> web.Response:
                     STABLE_FORCE_DAILY,
                     now,
                     min_gap=STABLE_FORCE_GAP,
-                ):
+                )
+                # Over 20 a day is the daily quota (45009); closer than 30 s, too frequent.
+                if refused == "limit":
+                    raise WxError(45009)
+                if refused == "gap":
                     raise WxError(45011)
                 row = await _issue(session, sandbox, account, "stable")
             elif current is None or current.expires_at - now <= GRACE:
@@ -650,7 +663,10 @@ async def freepublish_submit(call: Call) -> dict[str, Any]:
     media_id = call.text("media_id", limit=64, code=40007)
     async with call.sandbox.db.transaction() as session:
         draft = await _draft(session, call.account, media_id)
-        fails = call.sandbox.faults.publish_fails()
+        refused = call.sandbox.faults.submit_error()
+        if refused is not None:
+            raise WxError(refused)
+        outcome = call.sandbox.faults.publish_outcome()
         row = SandboxPublish(
             account=call.account,
             publish_id=new_id(10),
@@ -659,7 +675,7 @@ async def freepublish_submit(call: Call) -> dict[str, Any]:
             media_id=media_id,
             articles=draft.articles,
             status=1,
-            outcome=3 if fails else 0,
+            outcome=outcome,
             submitted_at=call.now,
             finish_at=call.now
             + timedelta(seconds=call.sandbox.settings.sandbox.publish_delay_seconds),
@@ -670,17 +686,28 @@ async def freepublish_submit(call: Call) -> dict[str, Any]:
 
 
 async def finish_due(sandbox: Sandbox, session: AsyncSession | None = None) -> None:
-    """Settle publish jobs whose time has come (their outcome becomes their status)."""
-    stmt = (
+    """Settle publish jobs whose time has come (their outcome becomes their status); the
+    draft of a job that succeeded leaves the draft box, as in WeChat's 草稿箱."""
+    if session is None:
+        async with sandbox.db.transaction() as own:
+            await finish_due(sandbox, own)
+        return
+    settled = await session.execute(
         update(SandboxPublish)
         .where(SandboxPublish.status == 1, SandboxPublish.finish_at <= sandbox.clock.now())
         .values(status=SandboxPublish.outcome)
     )
-    if session is not None:
-        await session.execute(stmt)
+    if not settled.rowcount:  # type: ignore[attr-defined]
         return
-    async with sandbox.db.transaction() as own:
-        await own.execute(stmt)
+    # A failed job keeps its draft, so the office can fix it and submit again.
+    published = select(SandboxPublish.media_id).where(
+        SandboxPublish.status == 0, SandboxPublish.account == SandboxDraft.account
+    )
+    await session.execute(
+        delete(SandboxDraft)
+        .where(SandboxDraft.media_id.in_(published))
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _publish(session: AsyncSession, account: str, publish_id: str) -> SandboxPublish:
@@ -854,6 +881,17 @@ async def mass_sendall(call: Call) -> dict[str, Any]:
         raise WxError(47001, "data format error hint: [filter]")
     msgtype, media = _media_of(call)
     clientmsgid = call.text("clientmsgid", required=False, limit=64)
+    # Every call counts against the per-minute quota, refused or not: its own transaction.
+    async with sandbox.db.transaction() as session:
+        if not await take_quota(
+            session,
+            f"wechat:{call.account}",
+            "mass_calls",
+            minute_key(call.now),
+            MASS_PER_MINUTE,
+            call.now,
+        ):
+            raise WxError(45011)
     async with sandbox.db.transaction() as session:
         if msgtype == "mpnews":
             await _draft(session, call.account, media)
@@ -994,36 +1032,9 @@ async def custom_send(call: Call) -> dict[str, Any]:
     else:
         raise WxError(40008, "invalid message type")
     async with call.sandbox.db.transaction() as session:
-        last_in = (
-            await session.execute(
-                select(SandboxMessage)
-                .where(
-                    SandboxMessage.account == call.account,
-                    SandboxMessage.openid == openid,
-                    SandboxMessage.direction == "in",
-                )
-                .order_by(SandboxMessage.id.desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-        if last_in is None:
-            raise WxError(45015)
-        event = last_in.kind == "event"
-        window, limit = (EVENT_WINDOW, EVENT_COUNT) if event else (CUSTOM_WINDOW, CUSTOM_COUNT)
-        if call.now - last_in.created_at > window:
-            raise WxError(45015 if not event else 45047)
-        sent = await session.scalar(
-            select(func.count())
-            .select_from(SandboxMessage)
-            .where(
-                SandboxMessage.account == call.account,
-                SandboxMessage.openid == openid,
-                SandboxMessage.kind == "custom",
-                SandboxMessage.id > last_in.id,
-            )
-        )
-        if int(sent or 0) >= limit:
-            raise WxError(45047)
+        refused = await _window_refusal(session, call, openid)
+        if refused is not None:
+            raise WxError(refused)
         session.add(
             SandboxMessage(
                 account=call.account,
@@ -1036,6 +1047,76 @@ async def custom_send(call: Call) -> dict[str, Any]:
             )
         )
     return {}
+
+
+def _event_like(name: str) -> Any:
+    # Inbound events are recorded as "[Event] key" (sandbox.callback.citizen_send).
+    return SandboxMessage.content.startswith(f"[{name}]", autoescape=True)
+
+
+async def _last_in(
+    session: AsyncSession, call: Call, openid: str, *conditions: Any
+) -> SandboxMessage | None:
+    stmt = (
+        select(SandboxMessage)
+        .where(
+            SandboxMessage.account == call.account,
+            SandboxMessage.openid == openid,
+            SandboxMessage.direction == "in",
+            *conditions,
+        )
+        .order_by(SandboxMessage.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _open_windows(
+    session: AsyncSession, call: Call, openid: str
+) -> list[tuple[SandboxMessage, int]]:
+    """The customer-service windows open now: (what opened it, how many sends it allows).
+
+    The citizen's latest message opens 48 h for 5 sends; the latest menu click, follow or
+    scan opens 1 min for 3. Both can be open at once. Nothing before an unfollow counts.
+    """
+    left = await _last_in(session, call, openid, _event_like("unsubscribe"))
+    after = [SandboxMessage.id > left.id] if left is not None else []
+    windows: list[tuple[SandboxMessage, int]] = []
+    message = await _last_in(session, call, openid, SandboxMessage.kind != "event", *after)
+    if message is not None and call.now - message.created_at <= CUSTOM_WINDOW:
+        windows.append((message, CUSTOM_COUNT))
+    event = await _last_in(
+        session,
+        call,
+        openid,
+        SandboxMessage.kind == "event",
+        or_(*(_event_like(name) for name in WINDOW_EVENTS)),
+        *after,
+    )
+    if event is not None and call.now - event.created_at <= EVENT_WINDOW:
+        windows.append((event, EVENT_COUNT))
+    return windows
+
+
+async def _window_refusal(session: AsyncSession, call: Call, openid: str) -> int | None:
+    """None when a send is allowed; 45015 with no window open, 45047 when all are used up."""
+    windows = await _open_windows(session, call, openid)
+    if not windows:
+        return 45015
+    for opened, limit in windows:
+        sent = await session.scalar(
+            select(func.count())
+            .select_from(SandboxMessage)
+            .where(
+                SandboxMessage.account == call.account,
+                SandboxMessage.openid == openid,
+                SandboxMessage.kind == "custom",
+                SandboxMessage.id > opened.id,
+            )
+        )
+        if int(sent or 0) < limit:
+            return None
+    return 45047
 
 
 async def template_send(call: Call) -> dict[str, Any]:

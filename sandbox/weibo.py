@@ -145,10 +145,12 @@ async def _params(request: web.Request) -> tuple[MultiDict[Any], bytes | None]:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             name = getattr(part, "name", None)
+            # A picture must be under 5 MB: exactly 5 MB is already too large.
+            cap = MAX_PIC - 1 if name == "pic" else MAX_PIC
             data = bytearray()
             while chunk := await part.read_chunk(65536):  # type: ignore[union-attr]
                 data.extend(chunk)
-                if len(data) > MAX_PIC:
+                if len(data) > cap:
                     raise WeiboError(20006)
             if name == "pic":
                 pic = bytes(data)

@@ -79,6 +79,8 @@ class Exporter:
         self.db = db
         self.root = root
         self.stats = ExportStats()
+        # Pages the running full export expects to write (for progress); 0 until known.
+        self.planned = 0
 
     def _site(self, lang: Lang, path: str) -> Site:
         return Site(settings=self.settings, lang=lang, path=path, static=True)
@@ -224,6 +226,22 @@ class Exporter:
         """Rebuild the whole site."""
         started = time.perf_counter()
         self.stats = ExportStats()
+        async with self.db.sessions() as session:
+            counts = await catalog.day_counts(session)
+            live = await catalog.all_live(session)
+        months = {day_key[:7] for day_key, _n in counts}
+        # Home (2), first catalog pages (4 per category or column), feeds (2 per category),
+        # the archive, the items (one page each, two with English), sitemap, report-error.
+        self.planned = (
+            2
+            + 4 * (len(catalog.CATEGORIES) + len(catalog.SUB_COLUMNS))
+            + 2 * len(catalog.CATEGORIES)
+            + 1
+            + len(months)
+            + len(counts)
+            + len(live)
+            + 2
+        )
         self.root.mkdir(parents=True, exist_ok=True)
         static = self.root / "static" / "website"
         static.mkdir(parents=True, exist_ok=True)
@@ -237,9 +255,6 @@ class Exporter:
             await self.catalog_first_pages(None, column)
         for category in catalog.CATEGORIES:
             await self.feeds(category)
-        async with self.db.sessions() as session:
-            counts = await catalog.day_counts(session)
-            live = await catalog.all_live(session)
         await self.archive_index(counts)
         by_month: dict[str, list[tuple[str, int]]] = {}
         for day_key, n in counts:

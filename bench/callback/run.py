@@ -154,6 +154,56 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def equal_rate_cpu(
+    pid: int, port: int, path: str, safe: bool, rate: float, seconds: float
+) -> dict[str, float]:
+    """Server CPU per message at a fixed offered rate (open loop, bench/load's generator).
+
+    Closed-loop rates differ between scenarios, and govcast's group commits share their
+    fixed cost over more messages at higher rates; at one offered rate both modes get the
+    same batching, so the difference in CPU per message is safe mode's own cost.
+    """
+    proc = subprocess.Popen(
+        [
+            PY,
+            str(ROOT / "bench" / "load" / "generate.py"),
+            "--port",
+            str(port),
+            "--mode",
+            "safe" if safe else "plain",
+            "--path",
+            path,
+            "--rates",
+            str(rate),
+            "--step-seconds",
+            str(seconds),
+            "--warmup-seconds",
+            "1",
+            "--keyword-share",
+            "1",
+            "--keep-alive",
+            "--p99-limit",
+            "5",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    before = 0.0
+    step: dict[str, float] = {}
+    for line in proc.stdout:
+        if line.startswith("BEGIN "):
+            before = tree_cpu_seconds(pid)
+        elif line.startswith("STEP "):
+            cpu = tree_cpu_seconds(pid) - before
+            step = json.loads(line[5:])
+            step["cpu_us"] = round(1e6 * cpu / max(step["sent"], 1), 1)
+    proc.wait(timeout=60)
+    if not step or step["ok"] != step["sent"]:
+        raise SystemExit(f"equal-rate run on :{port}{path} failed: {step}")
+    return step
+
+
 def settle(pids: list[int], idle: float = 0.05, timeout: float = 60.0) -> None:
     """Wait until the processes together use under ``idle`` of a core (0.5 s window)."""
     until = time.time() + timeout
@@ -211,6 +261,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--equal-rate",
+        type=float,
+        default=800.0,
+        help="offered msg/s for the safe-mode cost comparison (0: skip it)",
+    )
     args = parser.parse_args()
 
     url = asyncio.run(prepare(args.pg, args.db, args.items))
@@ -351,6 +407,31 @@ def main() -> None:
                     print(f"warning: {name} reused pushes (retry path)", flush=True)
                 results[name].append(result)
                 print(f"round {rnd + 1} {name}: {json.dumps(result)}", flush=True)
+        # Safe mode's own cost, at one offered rate for all four (see equal_rate_cpu).
+        equal: dict[str, list[float]] = {}
+        if args.equal_rate > 0:
+            pairs = [
+                ("govcast keyword", "govcast", "/wechat/plain", "/wechat/main"),
+                ("minimal echo", "minimal", "/wechat", "/wechat"),
+            ]
+            for rnd in range(args.rounds):
+                for label, server, plain_path, safe_path in pairs:
+                    for mode, path in (("plain", plain_path), ("safe", safe_path)):
+                        settle(servers)
+                        step = equal_rate_cpu(
+                            by_server[server],
+                            ports[server],
+                            path,
+                            mode == "safe",
+                            args.equal_rate,
+                            args.duration,
+                        )
+                        equal.setdefault(f"{label} {mode}", []).append(step["cpu_us"])
+                        print(
+                            f"round {rnd + 1} equal rate {args.equal_rate:.0f}/s {label} {mode}:"
+                            f" {step['cpu_us']} us/msg, p99 {1000 * step['p99']:.1f} ms",
+                            flush=True,
+                        )
         print(f"load average after: {Path('/proc/loadavg').read_text().strip()}", flush=True)
         med = {
             name: {
@@ -385,7 +466,17 @@ def main() -> None:
             f"\nsafe-mode CPU per message: govcast keyword {cpu_overhead('govcast keyword'):.0f} us,"
             f" minimal {cpu_overhead('minimal echo'):.0f} us, WeRoBot"
             f" {cpu_overhead('werobot echo'):.0f} us (target: govcast <= minimal)"
-            f"\nsearch p99: plain {med['govcast search plain']['p99']:.1f} ms, safe"
+            + (
+                f"\nsafe-mode CPU per message at {args.equal_rate:.0f} msg/s offered to each:"
+                f" govcast keyword {statistics.median(equal['govcast keyword safe']) - statistics.median(equal['govcast keyword plain']):.0f} us"
+                f" ({statistics.median(equal['govcast keyword plain']):.0f} -> {statistics.median(equal['govcast keyword safe']):.0f}),"
+                f" minimal {statistics.median(equal['minimal echo safe']) - statistics.median(equal['minimal echo plain']):.0f} us"
+                f" ({statistics.median(equal['minimal echo plain']):.0f} -> {statistics.median(equal['minimal echo safe']):.0f})"
+                " (target: govcast <= minimal)"
+                if equal
+                else ""
+            )
+            + f"\nsearch p99: plain {med['govcast search plain']['p99']:.1f} ms, safe"
             f" {med['govcast search safe']['p99']:.1f} ms, uncached"
             f" {med['govcast search uncached plain']['p99']:.1f} ms (target < 100 ms)"
         )

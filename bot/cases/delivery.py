@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 
 from bot.cases.models import Case, CaseChannel, CaseMessage
+from bot.comments import service as comments
 from channels.wechat_api import AmbiguousError
 from publisher.db import Database
 from publisher.models import Alert
@@ -178,6 +179,20 @@ async def deliver_due(
             case = await session.get(Case, message.case_id) if message else None
         if message is None or case is None:
             continue
+        if await _answered_in_inbox(db, case):
+            # One reply per Weibo comment: the comments inbox already answered this one.
+            await _finish(
+                db,
+                message_id,
+                "dead",
+                error=PermanentError(
+                    "该微博评论已在评论收件箱答复，办件答复不再发布在评论下，请另行告知",
+                    code="comment_answered",
+                ),
+                now=now,
+                alert=True,
+            )
+            continue
         try:
             sent = await send_one(case, message, apis, options, now)
         except AmbiguousError as exc:
@@ -204,11 +219,32 @@ async def deliver_due(
                 if row is not None:
                     row.state, row.method, row.remote_id = "done", sent.method, sent.remote_id
                     row.sent_at, row.last_error = now, None
+                if sent.method == "weibo_comment":
+                    # The comment counts as answered in the inbox, which will not answer it.
+                    posted = weibo_text(message.text, track_url(options.base_url, case.number))
+                    await comments.case_answered(
+                        session,
+                        case.account,
+                        str(case.reply_address.get("comment_id")),
+                        posted,
+                        now,
+                    )
             log.info(
                 "case message sent",
                 extra={"case_id": case.id, "message_id": message_id, "method": sent.method},
             )
     return delivered
+
+
+async def _answered_in_inbox(db: Database, case: Case) -> bool:
+    """Whether the Weibo comment this case replies under already has the inbox's reply."""
+    if case.channel != CaseChannel.WEIBO.value or not case.reply_address.get("comment_id"):
+        return False
+    async with db.sessions() as session:
+        reply = await comments.inbox_reply_of(
+            session, case.account, str(case.reply_address["comment_id"])
+        )
+    return reply is not None
 
 
 async def _finish(

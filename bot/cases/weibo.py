@@ -91,20 +91,63 @@ def parse_comments(data: Mapping[str, Any]) -> list[dict[str, str]]:
     return found
 
 
-async def _fetch(api: Any, since: str) -> list[Mapping[str, Any]]:
-    """New ``comments/to_me`` items since the cursor, all pages (newest pages first)."""
+def _backfill_key(account: str) -> str:
+    """The companion cursor row of an account's unfinished backwards read."""
+    return f"{account}#backfill"
+
+
+def _item_id(item: Mapping[str, Any]) -> int | None:
+    cid = str(item.get("idstr") or item.get("id") or "")
+    return int(cid) if cid.isdigit() and len(cid) <= 30 else None
+
+
+async def _fetch(
+    api: Any, since: str, gap: tuple[int, int] | None
+) -> tuple[list[Mapping[str, Any]], str, str | None]:
+    """New ``comments/to_me`` items since the cursor; returns them, the cursor to move to
+    and the unfinished backwards read ("<newest>:<oldest read>") or None.
+
+    Weibo lists newest first: a burst larger than one poll's pages is read backwards
+    (``max_id``) over several polls, resuming below the oldest comment read, and the cursor
+    moves past the burst only once the gap down to it is closed, so the oldest comments of
+    a burst are never skipped.
+    """
+    low = int(since or 0)
+    top: int | None = gap[0] if gap else None
+    below: int | None = gap[1] if gap else None
     items: list[Mapping[str, Any]] = []
-    for page in range(1, MAX_PAGES + 1):
-        data = await api.comments_to_me(since_id=since, count=PAGE, page=page)
+    closed = False
+    for _ in range(MAX_PAGES):
+        params: dict[str, Any] = {"since_id": low, "count": PAGE}
+        if below is not None:
+            if below - 1 <= low:
+                closed = True
+                break
+            params["max_id"] = below - 1
+        data = await api.call("GET", "comments/to_me.json", params=params)
         raw = data.get("comments") if isinstance(data, Mapping) else None
         if not isinstance(raw, list):
+            break  # garbage: the next poll resumes from what is known
+        ids: list[int] = []
+        for item in raw:
+            cid = _item_id(item) if isinstance(item, Mapping) else None
+            if cid is not None and cid > low and (below is None or cid < below):
+                ids.append(cid)
+                items.append(item)
+        if ids:
+            top = max(ids) if top is None else top
+            below = min(ids)
+        if len(raw) < PAGE or not ids:
+            closed = True
             break
-        items.extend(item for item in raw if isinstance(item, Mapping))
-        if len(raw) < PAGE:
-            break
-    else:
-        log.warning("weibo comments beyond one poll's pages", extra={"pages": MAX_PAGES})
-    return items
+    if closed:
+        return items, str(max(low, top or 0)), None
+    log.info(
+        "weibo comments beyond one poll's pages: resumed next poll", extra={"pages": MAX_PAGES}
+    )
+    if top is None or below is None:
+        return items, str(low), None
+    return items, str(low), f"{top}:{below}"
 
 
 async def poll_account(
@@ -123,7 +166,9 @@ async def poll_account(
     async with db.sessions() as session:
         cursor = await session.get(WeiboCursor, account)
         since = cursor.since_id if cursor else "0"
-    raw = await _fetch(apis("weibo", account), since)
+        gap_row = await session.get(WeiboCursor, _backfill_key(account))
+        gap = inbox.parse_backfill(gap_row.since_id if gap_row else None)
+    raw, advance_to, backfill = await _fetch(apis("weibo", account), since, gap)
     data = {"comments": raw}
     comments = [c for c in parse_comments(data) if int(c["id"]) > int(since)]
     remotes = {r.remote_id: r for r in inbox.parse_weibo(data)}
@@ -135,7 +180,15 @@ async def poll_account(
             found[comment["id"]] = await answers.find(account, comment["text"], now)
     try:
         handled, replies = await _decide(
-            db, rules, account, office_key, since, comments, remotes, found, now
+            db,
+            rules,
+            account,
+            office_key,
+            comments,
+            remotes,
+            found,
+            now,
+            (advance_to, backfill),
         )
     except IntegrityError:
         # Another poller committed the same comments first (unique case id, inbox comment
@@ -155,13 +208,14 @@ async def _decide(
     rules: service.CaseRules,
     account: str,
     office_key: str,
-    since: str,
     comments: list[dict[str, str]],
     remotes: Mapping[str, inbox.Remote],
     found: Mapping[str, Answer | None],
     now: datetime,
+    moves: tuple[str, str | None],
 ) -> tuple[int, int]:
-    """One transaction: each comment answered or made a case, and the cursor moved."""
+    """One transaction: each comment answered or made a case, and the cursor (with any
+    unfinished backwards read) moved."""
     handled = replies = 0
     async with db.transaction() as session:
         # A post published a moment ago gets its inbox thread now, not at the next collection.
@@ -233,12 +287,22 @@ async def _decide(
                     f"建议答复 / suggested answer: {answer.text}",
                     now=now,
                 )
+        advance_to, backfill = moves
         row = await session.get(WeiboCursor, account)
-        newest = max([int(since), *(int(c["id"]) for c in comments)])
         if row is None:
-            session.add(WeiboCursor(account=account, since_id=str(newest), polled_at=now))
+            session.add(WeiboCursor(account=account, since_id=advance_to, polled_at=now))
         else:
-            row.since_id, row.polled_at = str(newest), now
+            row.since_id, row.polled_at = advance_to, now
+        # The backwards read's state sits in a companion row of the same table.
+        gap_row = await session.get(WeiboCursor, _backfill_key(account))
+        if backfill is not None and gap_row is None:
+            session.add(
+                WeiboCursor(account=_backfill_key(account), since_id=backfill, polled_at=now)
+            )
+        elif backfill is not None and gap_row is not None:
+            gap_row.since_id, gap_row.polled_at = backfill, now
+        elif gap_row is not None:
+            await session.delete(gap_row)
     return handled, replies
 
 

@@ -48,8 +48,12 @@ class CommentThread(Base):
     publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id"), index=True)
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
     published_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # WeChat: comments read so far (the next ``begin``); Weibo: the newest comment id seen.
+    # WeChat: comments read so far (the next ``begin``); Weibo: the newest comment id below
+    # which everything has been read (the next ``since_id``).
     cursor: Mapped[str] = mapped_column(String(40), default="0")
+    # Weibo, while a burst is read backwards over several polls: "<newest id of the burst>:
+    # <oldest id read so far>"; the cursor moves to the newest id once the gap is closed.
+    backfill: Mapped[str | None] = mapped_column(String(80))
     polls: Mapped[int] = mapped_column(Integer, default=0)
     last_polled_at: Mapped[datetime | None] = mapped_column()
     next_poll_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -192,6 +192,28 @@ def state_of(comment: Comment) -> str:
     return CommentState.NEW.value
 
 
+def state_condition(state: str) -> Any:
+    """SQL condition of one inbox state. A comment can be in several at once (featured and
+    answered, a case that was answered): it is listed under each; ``state_of`` is only the
+    one label a row shows."""
+    visible = Comment.hidden.is_(False)
+    conditions: dict[str, Any] = {
+        CommentState.HIDDEN.value: Comment.hidden.is_(True),
+        CommentState.CASE.value: and_(visible, Comment.case_id.is_not(None)),
+        CommentState.FEATURED.value: and_(visible, Comment.featured.is_(True)),
+        CommentState.ANSWERED.value: and_(visible, Comment.reply_text.is_not(None)),
+        CommentState.NEW.value: and_(
+            visible,
+            Comment.case_id.is_(None),
+            Comment.featured.is_(False),
+            Comment.reply_text.is_(None),
+        ),
+    }
+    if state not in conditions:
+        raise ValidationError("state", "new, answered, featured, hidden or case")
+    return conditions[state]
+
+
 def poll_interval(
     published_at: datetime, now: datetime, fresh: timedelta, often: float, seldom: float
 ) -> timedelta:
@@ -207,20 +229,59 @@ def _insert(session: AsyncSession) -> Any:
 # --- threads -------------------------------------------------------------------------------
 
 
+# Deliveries that leave an article or post followers can comment on: the publish, a
+# correction (a new article / post replaces the old one) and, on WeChat, a mass send (its
+# own msg_data_id, with its own comments).
+COMMENTED_ACTIONS = {
+    "wechat": (
+        DeliveryAction.PUBLISH.value,
+        DeliveryAction.UPDATE.value,
+        DeliveryAction.PUSH.value,
+    ),
+    "weibo": (DeliveryAction.PUBLISH.value, DeliveryAction.UPDATE.value),
+}
+
+
 async def discover(session: AsyncSession, now: datetime | None = None) -> int:
-    """Open a thread for every WeChat/Weibo publish that is done and has none yet."""
+    """Open a thread for every article/post govcast published (publish, correction, WeChat
+    mass send) that is done and has no thread yet."""
     now = now or utcnow()
+    msg_data_id = Delivery.receipt["msg_data_id"].as_string()
+    # Where the comments live, in SQL too: a delivery whose article already has a thread
+    # (a repeat, or one without an address) is not read again on every round.
+    address = case(
+        (Delivery.channel == "wechat", func.coalesce(msg_data_id, "") + ":0"),
+        else_=func.coalesce(Delivery.remote_id, ""),
+    )
+    has_address = case(
+        (Delivery.channel == "wechat", func.coalesce(msg_data_id, "") != ""),
+        else_=func.coalesce(Delivery.remote_id, "") != "",
+    )
+    known = (
+        select(CommentThread.id)
+        .where(
+            CommentThread.platform == Delivery.channel,
+            CommentThread.account == Delivery.account,
+            CommentThread.target == address,
+        )
+        .exists()
+    )
     rows = (
         (
             await session.execute(
                 select(Delivery)
-                .outerjoin(CommentThread, CommentThread.delivery_id == Delivery.id)
                 .where(
-                    CommentThread.id.is_(None),
-                    Delivery.channel.in_(PLATFORMS),
-                    Delivery.action == DeliveryAction.PUBLISH.value,
+                    or_(
+                        *(
+                            and_(Delivery.channel == channel, Delivery.action.in_(actions))
+                            for channel, actions in COMMENTED_ACTIONS.items()
+                        )
+                    ),
                     Delivery.state == DeliveryState.DONE.value,
+                    has_address,
+                    ~known,
                 )
+                .order_by(Delivery.id)
                 .limit(500)
             )
         )
@@ -252,7 +313,8 @@ async def discover(session: AsyncSession, now: datetime | None = None) -> int:
 
 
 def thread_target(delivery: Delivery) -> str | None:
-    """Where a delivery's comments live: WeChat ``msg_data_id:0``, Weibo the post id."""
+    """Where a delivery's comments live: WeChat ``msg_data_id:0`` (govcast sends one article
+    per message, so always index 0), Weibo the post id."""
     receipt = delivery.receipt or {}
     if delivery.channel == "wechat":
         mdi = _digits(receipt.get("msg_data_id"))
@@ -274,11 +336,23 @@ class PollOptions:
     fresh: timedelta = timedelta(days=3)
     threads_per_tick: int = 50
     auto_answer_rules: tuple[int, ...] = ()
+    # Comments older than this are purged (``[comments] retention_days``) and never stored
+    # again when a re-read lists them once more; None keeps everything.
+    retention: timedelta | None = None
 
 
-async def fetch(apis: Apis, thread: CommentThread) -> tuple[list[Remote], str]:
-    """Read a thread's new comments from its platform (I/O only); returns them and the new
-    cursor. Raises the API's typed errors."""
+@dataclass(frozen=True)
+class Fetched:
+    """What one read of a thread found, and where the next read starts."""
+
+    remotes: list[Remote]
+    cursor: str
+    backfill: str | None = None
+
+
+async def fetch(apis: Apis, thread: CommentThread) -> Fetched:
+    """Read a thread's new comments from its platform (I/O only); returns them with the new
+    cursor (and, on Weibo, an unfinished backwards read). Raises the API's typed errors."""
     api = apis(thread.platform, thread.account)
     found: list[Remote] = []
     if thread.platform == "wechat":
@@ -298,33 +372,84 @@ async def fetch(apis: Apis, thread: CommentThread) -> tuple[list[Remote], str]:
             total = data.get("total") if isinstance(data.get("total"), int) else begin
             if count < WECHAT_PAGE or begin >= int(total):
                 break
-        return found, str(begin)
+        return Fetched(found, str(begin))
+    return await _fetch_weibo(api, thread)
+
+
+def parse_backfill(value: str | None) -> tuple[int, int] | None:
+    """``(newest id of the burst, oldest id read so far)`` of a Weibo thread, or None (pure)."""
+    top, _, below = (value or "").partition(":")
+    if not (_digits(top) and _digits(below)):
+        return None
+    return int(top), int(below)
+
+
+def _raw_ids(data: Mapping[str, Any]) -> list[int]:
+    """Ids of every listed comment, ours included: the pages are cut by these (pure)."""
+    items = data.get("comments")
+    ids: list[int] = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping):
+            cid = _digits(item.get("idstr") or item.get("id"))
+            if cid:
+                ids.append(int(cid))
+    return ids
+
+
+async def _fetch_weibo(api: Any, thread: CommentThread) -> Fetched:
+    """Weibo lists newest first: a burst larger than one poll's pages is read backwards
+    (``max_id``) over several polls, and ``since_id`` moves past it only once the gap down
+    to the cursor is closed, so that the oldest comments of a burst are never skipped."""
     since = int(thread.cursor or 0)
-    newest = since
-    for page_no in range(1, MAX_PAGES + 1):
-        data = await api.call(
-            "GET",
-            "comments/show.json",
-            params={"id": thread.target, "since_id": since, "count": WEIBO_PAGE, "page": page_no},
-        )
+    gap = parse_backfill(thread.backfill)
+    top: int | None = gap[0] if gap else None
+    below: int | None = gap[1] if gap else None
+    found: list[Remote] = []
+    closed = False
+    for _ in range(MAX_PAGES):
+        params: dict[str, Any] = {"id": thread.target, "since_id": since, "count": WEIBO_PAGE}
+        if below is not None:
+            if below - 1 <= since:
+                closed = True
+                break
+            params["max_id"] = below - 1
+        data = await api.call("GET", "comments/show.json", params=params)
         if not isinstance(data, Mapping):
-            break
-        page = [r for r in parse_weibo(data) if int(r.remote_id) > since]
-        found.extend(page)
-        newest = max([newest, *(int(r.remote_id) for r in page)])
+            break  # garbage: keep what is known, the next poll resumes from here
+        ids = [i for i in _raw_ids(data) if i > since and (below is None or i < below)]
+        found.extend(
+            r
+            for r in parse_weibo(data)
+            if int(r.remote_id) > since and (below is None or int(r.remote_id) < below)
+        )
         raw = data.get("comments")
-        if not isinstance(raw, list) or len(raw) < WEIBO_PAGE:
+        if ids:
+            top = max(ids) if top is None else top
+            below = min(ids)
+        if not isinstance(raw, list) or len(raw) < WEIBO_PAGE or not ids:
+            closed = True
             break
-    return found, str(newest)
+    if closed:
+        return Fetched(found, str(max(since, top or 0)), None)
+    if top is None or below is None:
+        return Fetched(found, str(since), None)
+    return Fetched(found, str(since), f"{top}:{below}")
 
 
 async def store(
-    session: AsyncSession, thread: CommentThread, remotes: Sequence[Remote], now: datetime
+    session: AsyncSession,
+    thread: CommentThread,
+    remotes: Sequence[Remote],
+    now: datetime,
+    keep_after: datetime | None = None,
 ) -> list[int]:
     """Insert the comments not yet stored (unique key: platform, account, remote id);
-    returns the ids of the new rows."""
+    returns the ids of the new rows. Comments written before ``keep_after`` (the retention
+    cutoff) are past retention: purged already, or due to be, so they are not stored again."""
     new_ids: list[int] = []
     for remote in remotes:
+        if keep_after is not None and remote.created_at < keep_after:
+            continue
         values: dict[str, Any] = {
             "thread_id": thread.id,
             "publication_id": thread.publication_id,
@@ -411,7 +536,7 @@ async def poll_thread(
         thread.published_at, now, options.fresh, options.often_seconds, options.seldom_seconds
     )
     try:
-        remotes, cursor = await fetch(apis, thread)
+        fetched = await fetch(apis, thread)
     except DeliveryError as error:
         async with db.transaction() as session:
             row = await session.get(CommentThread, thread_id)
@@ -430,6 +555,8 @@ async def poll_thread(
             },
         )
         return 0
+    keep_after = now - options.retention if options.retention is not None else None
+    remotes = [r for r in fetched.remotes if keep_after is None or r.created_at >= keep_after]
     suggestions: dict[str, str] = {}
     if options.auto_answer_rules:
         suggestions = await _auto_answers(db, thread, remotes, options.auto_answer_rules, now)
@@ -437,8 +564,13 @@ async def poll_thread(
         row = await session.get(CommentThread, thread_id)
         if row is None:
             return 0
-        new_ids = await store(session, row, remotes, now)
-        row.cursor = cursor if _later(row.platform, cursor, row.cursor) else row.cursor
+        new_ids = await store(session, row, remotes, now, keep_after)
+        if row.platform == "weibo":
+            # Moved only from where this read started: another poller's progress stands.
+            if (row.cursor, row.backfill) == (thread.cursor, thread.backfill):
+                row.cursor, row.backfill = fetched.cursor, fetched.backfill
+        elif _later(row.platform, fetched.cursor, row.cursor):
+            row.cursor = fetched.cursor
         row.polls += 1
         row.last_polled_at = now
         row.last_error = None
@@ -641,6 +773,58 @@ async def enqueue_automatic(
     return row
 
 
+def refuse_inbox_reply(comment: Comment) -> None:
+    """WorkflowError when a comment's answer belongs to its case (pure).
+
+    A Weibo comment that became a case is answered by the case's reply, posted under the
+    comment itself: an inbox reply as well would answer it twice.
+    """
+    if comment.platform == "weibo" and comment.case_id is not None:
+        raise WorkflowError(
+            f"该评论已转为办件 #{comment.case_id}，请在办件中答复（答复会发布在这条评论下）"
+            f" / this comment became case #{comment.case_id}: answer it through the case "
+            "(its reply is posted under this comment)"
+        )
+
+
+async def case_answered(
+    session: AsyncSession, account: str, comment_remote_id: str, text: str, now: datetime
+) -> Comment | None:
+    """Record a case's reply posted under a Weibo comment as that comment's answer (so it
+    counts as answered and is not answered again); the comment, if it was collected."""
+    comment = await session.scalar(
+        select(Comment).where(
+            Comment.platform == "weibo",
+            Comment.account == account,
+            Comment.remote_id == comment_remote_id,
+        )
+    )
+    if comment is None:
+        return None
+    if comment.reply_text is None:
+        comment.reply_text, comment.replied_at = clean_text(text), now
+    comment.updated_at = now
+    comment.state = state_of(comment)
+    return comment
+
+
+async def inbox_reply_of(
+    session: AsyncSession, account: str, comment_remote_id: str
+) -> CommentReply | None:
+    """The inbox's reply (queued, being sent or sent) to a Weibo comment, or None: a case
+    made of that comment must not answer it a second time."""
+    return await session.scalar(
+        select(CommentReply)
+        .join(Comment, Comment.id == CommentReply.comment_id)
+        .where(
+            Comment.platform == "weibo",
+            Comment.account == account,
+            Comment.remote_id == comment_remote_id,
+            CommentReply.state != "failed",
+        )
+    )
+
+
 async def request_reply(
     session: AsyncSession,
     comment_id: int,
@@ -654,6 +838,7 @@ async def request_reply(
     cleaned = reply_text(comment.platform, text)
     if comment.hidden and comment.platform == "wechat":
         raise WorkflowError("留言已在微信删除，无法回复 / the comment was deleted on WeChat")
+    refuse_inbox_reply(comment)
     row = await _enqueue_reply(session, comment, cleaned, actor.label, now)
     audit.record(
         session,
@@ -915,7 +1100,12 @@ async def to_case(
     actor: audit.Actor,
     kind: str = "consultation",
 ) -> int:
-    """Turn a comment into a case (or link the case it already became); returns its id."""
+    """Turn a comment into a case (or link the case it already became); returns its id.
+
+    A Weibo comment the inbox already answered may still become a case (to track the
+    matter), but the case's reply is then not posted under it a second time: the case
+    outbox refuses it with an alert, and staff pass the answer on otherwise.
+    """
     from bot.cases import service as cases
     from bot.cases.models import Case
 
@@ -994,7 +1184,7 @@ async def inbox(
     if filters.account:
         where.append(Comment.account == filters.account)
     if filters.state:
-        where.append(Comment.state == filters.state)
+        where.append(state_condition(filters.state))
     total = await session.scalar(select(func.count()).select_from(Comment).where(*where))
     rows = (
         (

@@ -79,6 +79,7 @@ def options_of(app: web.Application) -> service.PollOptions:
         fresh=timedelta(days=c.fresh_days),
         threads_per_tick=c.threads_per_tick,
         auto_answer_rules=tuple(c.auto_answer_rules),
+        retention=timedelta(days=c.retention_days),
     )
 
 
@@ -329,6 +330,23 @@ async def case_action(request: web.Request) -> web.StreamResponse:
         current.member.actor(),
         kind,
     )
+    async with request.config_dict[keys.DB].sessions() as session:
+        comment = await service.get_comment(session, comment_id)
+        replied = comment.platform == "weibo" and (
+            comment.reply_text is not None
+            or await service.inbox_reply_of(session, comment.account, comment.remote_id) is not None
+        )
+    if replied:
+        await flash(
+            request,
+            "warn",
+            f"已转为办件（#{case_id}）。这条评论已有回复，办件答复不会再发布在评论下"
+            "（每条评论只答复一次），请另行告知网友。",
+            f"Turned into case #{case_id}. This comment already has a reply, so the case's "
+            "reply will not be posted under it (a comment is answered once): pass it on "
+            "otherwise.",
+        )
+        raise _back(comment_id)
     await flash(request, "ok", f"已转为办件（#{case_id}）。", f"Turned into case #{case_id}.")
     raise _back(comment_id)
 

@@ -99,6 +99,9 @@ class CheckLists:
 
     banned_words: tuple[str, ...] = ()  # blocking by default
     sensitive_words: tuple[str, ...] = ()  # warnings by default
+    # Exceptions: a banned or sensitive word inside one of these is not flagged
+    # ("最佳" banned, "最佳实践" allowed).
+    allowed_words: tuple[str, ...] = ()
     typos: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TYPOS))
     leaders: tuple[Leader, ...] = ()
     # Severity per finding code, overriding each check's default ("off" disables one).

@@ -35,6 +35,8 @@ class WordIndex:
             add(word, "banned")
         for word in lists.sensitive_words:
             add(word, "sensitive")
+        for word in lists.allowed_words:
+            add(word, "allowed")
         for wrong, right in lists.typos.items():
             if wrong.strip() and wrong.strip() != right.strip():
                 add(wrong, "typo", right.strip())
@@ -53,6 +55,22 @@ class WordIndex:
             titles.update(_split_titles(leader.title))
         # Longest first, so "副市长" wins over "市长" next to a name.
         self._titles = sorted((t for t in titles if t), key=len, reverse=True)
+        # Who currently holds each listed title ("副市长" is held by a "常务副市长" too).
+        listed = {
+            t for leader in lists.leaders if leader.current for t in _split_titles(leader.title)
+        }
+        self._holders: dict[str, list[str]] = {}
+        for title in listed:
+            self._holders[title] = [
+                leader.name.strip()
+                for leader in lists.leaders
+                if leader.current
+                and any(_title_fits(title, held) for held in _split_titles(leader.title))
+            ]
+        # Every known title is a token, so "代市长" is not read as "市长".
+        self._title_re = (
+            re.compile("|".join(re.escape(t) for t in self._titles)) if listed else None
+        )
 
     def matches(self, text: str) -> Iterable[tuple[int, int, str, tuple[tuple[str, str], ...]]]:
         """``(start, end, word, [(kind, payload)])`` for every listed word in ``text``."""
@@ -64,8 +82,19 @@ class WordIndex:
     def check(self, text: str, field: str) -> list[Finding]:
         """Listed-word, typo and leader findings in one pass over ``text``."""
         findings: list[Finding] = []
-        for start, end, word, payload in self.matches(text):
+        found = list(self.matches(text))
+        names = [(s, e) for s, e, _, payload in found if any(k == "leader" for k, _ in payload)]
+        allowed = [(s, e) for s, e, _, payload in found if any(k == "allowed" for k, _ in payload)]
+        for start, end, word, payload in found:
+            excepted = any(s <= start and end <= e for s, e in allowed)
             for kind, extra in payload:
+                if excepted and kind in ("banned", "sensitive"):
+                    continue  # inside a word the office lists as an exception
+                if kind == "leader" and any(
+                    s <= start and end <= e and (s, e) != (start, end) for s, e in names
+                ):
+                    # "张建" inside "张建国": the longest listed name at a place wins.
+                    continue
                 if kind == "banned":
                     findings.append(
                         _finding(
@@ -108,7 +137,41 @@ class WordIndex:
                     )
                 elif kind == "leader":
                     findings.extend(self._leader(text, field, start, end, word))
+        findings.extend(self._unknown_holders(text, field))
         return findings
+
+    def _unknown_holders(self, text: str, field: str) -> list[Finding]:
+        """A listed title followed by a name that is not its holder ("市长李四" when the
+        mayor is 张建国): a warning, as the name may be someone else's in another place."""
+        if self._title_re is None:
+            return []
+        found: list[Finding] = []
+        for m in self._title_re.finditer(text):
+            used = m.group()
+            holders = self._holders.get(used)
+            if not holders:
+                continue  # a title nobody on the list holds (or only a generic one)
+            at = m.end()
+            if any(text.startswith(name, at) for name in self._leaders):
+                continue  # a listed name: the leader check judges it
+            name = _name_at(text, at)
+            if name is None:
+                continue
+            right = "、".join(holders)
+            found.append(
+                _finding(
+                    "leader_name",
+                    Severity.WARNING,
+                    text,
+                    field,
+                    m.start(),
+                    at + len(name),
+                    f"领导姓名可能有误：现任{used}为{right}，文中为“{name}”",
+                    f"Possibly wrong name: the {used} is {right}, not '{name}'",
+                    right,
+                )
+            )
+        return found
 
     def _title_before(self, text: str, start: int) -> str | None:
         for title in self._titles:
@@ -167,6 +230,64 @@ class WordIndex:
                     )
                 )
         return found
+
+
+# Common single-character surnames (prepositions such as 于, 向, 和 are left out: "市长于会上
+# 强调" is no name). Only a title followed by one of these is read as "title + name".
+_SURNAMES = frozenset(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余杜叶程"
+    "魏苏吕丁沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方邹熊白孟秦邱侯江尹薛闫段雷黎史龙陶贺顾"
+    "毛郝龚邵万钱严覃武戴莫孔汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿"
+    "关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙"
+    "鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏"
+    "席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻"
+    "苑迟邝高任"
+)
+# Characters that start what follows a name ("李四出席", "李四同志"): a name ends before them.
+_AFTER_NAME = frozenset(
+    '出主指强表讲调参会到带率一等和与同及的在是为说看走检视察慰问陪作了向对代今昨前近也就再还将已于、，。；：,;:（(“"'
+)
+# Words after a title that begin with a surname character but are no name.
+_NOT_NAMES = frozenset(
+    {
+        "高度",
+        "高兴",
+        "任期",
+        "任内",
+        "任上",
+        "常说",
+        "方面",
+        "明确",
+        "时间",
+        "全面",
+        "应当",
+        "安排",
+        "关心",
+        "关注",
+        "包括",
+        "文件",
+        "信箱",
+        "热线",
+        "办公",
+        "助理",
+        "成员",
+        "司机",
+        "秘书",
+    }
+)
+
+
+def _name_at(text: str, at: int) -> str | None:
+    """A 2-3 character personal name starting at ``text[at]``, if one plausibly does."""
+    if at >= len(text) or text[at] not in _SURNAMES:
+        return None
+    two = text[at : at + 2]
+    if len(two) < 2 or not _CJK.match(two[1]) or two in _NOT_NAMES:
+        return None
+    third = text[at + 2 : at + 3]
+    if third and _CJK.match(third) and third not in _AFTER_NAME:
+        return text[at : at + 3]
+    return two
 
 
 def _split_titles(title: str) -> list[str]:

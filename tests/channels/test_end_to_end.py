@@ -315,3 +315,47 @@ async def test_many_token_holders_share_one_sandbox_token(
         finally:
             for h in handles:
                 await h.dispose()
+
+
+async def test_push_to_followers_mass_sends_a_draft_of_its_own(
+    db: Database, database_url: str, tmp_path: Path, staff_members: dict[str, StaffMember]
+) -> None:
+    from sandbox.models import SandboxDraft, SandboxMassSend
+
+    settings = live_settings(tmp_path, database_url, free_port())
+    async with running(settings), aiohttp.ClientSession() as http:
+        ids = await _approve(db, settings, staff_members, 1, push=True, urgent=True)
+        await wait_for(lambda: settled(db, ids), 60, "publish and push to settle")
+        assert await states_of(db, ids) == {"done": 4}
+        [url] = await _urls(db, settings, ids)
+        assert await Platforms(settings, http).wechat_articles(url) == 1
+        async with db.sessions() as session:
+            receipts = dict(
+                (
+                    await session.execute(
+                        select(Delivery.action, Delivery.receipt).where(
+                            Delivery.publication_id == ids[0], Delivery.channel == "wechat"
+                        )
+                    )
+                ).all()
+            )
+            [mass] = (
+                (
+                    await session.execute(
+                        select(SandboxMassSend).where(SandboxMassSend.account == "main")
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            pushed = (
+                await session.execute(
+                    select(SandboxDraft).where(SandboxDraft.media_id == mass.media_id)
+                )
+            ).scalar_one()
+        # Once published, a draft leaves the draft box: the push sent its own draft, of
+        # the same article, and exactly once.
+        assert mass.media_id != receipts["publish"]["media_id"]
+        assert receipts["push"]["media_id"] == mass.media_id
+        assert [a["content_source_url"] for a in pushed.articles["news_item"]] == [url]
+        assert mass.clientmsgid == receipts["push"]["clientmsgid"]

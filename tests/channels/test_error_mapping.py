@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels.base import ConfigurationError, PermanentError, TransientError
+from channels.base import ConfigurationError, PermanentError, TransientError, WaitForWindow
 from channels.wechat import mass_status_error, publish_status_error
 from channels.wechat_api import seconds_to_next_day, wechat_error
 from channels.weibo_api import weibo_error
@@ -23,7 +23,8 @@ NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # 23:00 in Beijing
         (42001, TransientError, None),
         (45009, TransientError, "next_day"),
         (45011, TransientError, 60.0),
-        (45028, TransientError, "next_day"),
+        # Out of mass-send quota: a wait for the window, not a failed attempt.
+        (45028, WaitForWindow, "next_day"),
         (48001, ConfigurationError, None),
         (40013, ConfigurationError, None),
         (40125, ConfigurationError, None),

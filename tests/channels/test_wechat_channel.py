@@ -17,7 +17,7 @@ from aiohttp import web
 from PIL import Image
 from sqlalchemy import select
 
-from channels.base import ConfigurationError, PermanentError, TransientError
+from channels.base import ConfigurationError, PermanentError, TransientError, WaitForWindow
 from channels.conformance import context
 from channels.wechat import WeChatChannel, settle_mass_send_event, settle_publish_event
 from channels.wechat_api import AmbiguousError
@@ -275,9 +275,13 @@ async def test_push_is_deduplicated_and_waits_for_quota(
         rendition = channel.render(pub, "main")
         receipt = await channel.push(rendition, ctx)
         assert receipt.pending and receipt.remote_id == "1000001"
+        # The published draft (DRAFT-7) left the draft box when it was published: the
+        # push mass-sends a draft of its own, with the same article.
+        [added] = platform.sent["draft/add"]
+        assert added["articles"][0]["content_source_url"] == pub.url
         sent = platform.sent["mass/sendall"][0]
         assert sent["clientmsgid"] == ctx.idempotency_key and sent["mpnews"] == {
-            "media_id": "DRAFT-7"
+            "media_id": "DRAFT-1"
         }
         platform.canned.routes["cgi-bin/message/mass/sendall"] = json_answer(
             {"errcode": 45065, "errmsg": "clientmsgid exist"}
@@ -287,13 +291,94 @@ async def test_push_is_deduplicated_and_waits_for_quota(
         platform.canned.routes["cgi-bin/message/mass/sendall"] = json_answer(
             {"errcode": 45028, "errmsg": "has no masssend quota"}
         )
-        with pytest.raises(TransientError) as info:
+        with pytest.raises(WaitForWindow) as info:
             await channel.push(rendition, ctx)
         assert info.value.code == 45028 and (info.value.retry_after or 0) >= 60
+        # Every retry reused the push's draft: one draft/add in all.
+        assert len(platform.sent["draft/add"]) == 1
+        assert all(s["mpnews"]["media_id"] == "DRAFT-1" for s in platform.sent["mass/sendall"])
         limits = channel.rate_limits_for("main")
         assert any(lim.actions == frozenset({"push"}) and lim.count == 4 for lim in limits)
-        with pytest.raises(PermanentError):
+        # Not published on this account (no publish receipt): nothing to push.
+        with pytest.raises(PermanentError) as refused:
             await channel.push(rendition, context(pub, "main", "push", delivery_id=6))
+        assert refused.value.code == "not_published"
+        assert len(platform.sent["draft/add"]) == 1
+
+
+async def test_push_adds_its_draft_again_when_it_was_deleted(
+    platform: Platform, db: Database, database_url: str, tmp_path: Path
+) -> None:
+    settings = _settings(tmp_path, database_url, platform.base)  # type: ignore[attr-defined]
+    pub = await make_publication(db, settings)
+    remote = Receipt(remote_id="PUB-1", detail={"article_id": "ART-1"})
+    ctx = context(pub, "main", "push", delivery_id=5, remote=remote)
+    platform.canned.routes["cgi-bin/message/mass/sendall"] = json_answer(
+        {"errcode": 40007, "errmsg": "invalid media_id"}
+    )
+    async with aiohttp.ClientSession() as http:
+        channel = WeChatChannel(settings, db, http)
+        rendition = channel.render(pub, "main")
+        with pytest.raises(TransientError) as info:
+            await channel.push(rendition, ctx)
+        assert info.value.code == 40007 and not isinstance(info.value, WaitForWindow)
+        platform.canned.routes["cgi-bin/message/mass/sendall"] = json_answer(
+            {"errcode": 0, "msg_id": 1000002, "msg_data_id": 2248}
+        )
+        receipt = await channel.push(rendition, dataclasses.replace(ctx, attempt=2))
+    assert receipt.remote_id == "1000002"
+    assert len(platform.sent["draft/add"]) == 2
+
+
+async def test_withdrawal_check_asks_for_the_article_by_id(
+    platform: Platform, db: Database, database_url: str, tmp_path: Path
+) -> None:
+    # After a crash, an article far down a busy account's list (not in the newest pages
+    # of freepublish/batchget) is still up: asking by article_id says so.
+    settings = _settings(tmp_path, database_url, platform.base)  # type: ignore[attr-defined]
+    pub = await make_publication(db, settings)
+    live = {"ART-1": True}
+
+    async def getarticle(request: web.Request) -> web.StreamResponse:
+        body = json.loads(await request.read())
+        platform.sent.setdefault("getarticle", []).append(body)
+        if not live.get(body["article_id"]):
+            return web.json_response({"errcode": 53600, "errmsg": "Article ID 无效"})
+        return web.json_response(
+            {"news_item": [{"title": pub.title, "url": "u", "is_deleted": False}]}
+        )
+
+    async def delete(request: web.Request) -> web.StreamResponse:
+        body = json.loads(await request.read())
+        platform.sent.setdefault("freepublish/delete", []).append(body)
+        ok = live.pop(body["article_id"], False)
+        return web.json_response({"errcode": 0} if ok else {"errcode": 53600, "errmsg": "x"})
+
+    platform.canned.routes["cgi-bin/freepublish/getarticle"] = getarticle
+    platform.canned.routes["cgi-bin/freepublish/delete"] = delete
+    platform.batch = [
+        {"article_id": f"OTHER-{n}", "content": {"news_item": [{"content_source_url": "x"}]}}
+        for n in range(150)
+    ]
+    ctx = context(
+        pub,
+        "main",
+        "retract",
+        delivery_id=3,
+        attempt=2,
+        remote=Receipt("PUB-1", detail={"article_id": "ART-1"}),
+    )
+    async with aiohttp.ClientSession() as http:
+        channel = WeChatChannel(settings, db, http)
+        assert await channel.find(pub, ctx) is None
+        assert platform.sent["getarticle"] == [{"article_id": "ART-1"}]
+        receipt = await channel.retract(pub, ctx)
+        assert receipt.detail["deleted"] == ["ART-1"]
+        found = await channel.find(pub, ctx)
+        assert found is not None and found.detail["deleted"] is True
+        # A repeated withdrawal: the delete answers 53600 and the article is confirmed gone.
+        again = await channel.retract(pub, ctx)
+        assert again.detail["deleted"] == ["ART-1"]
 
 
 async def test_retract_deletes_the_article(

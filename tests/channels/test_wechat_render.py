@@ -21,6 +21,7 @@ from channels.wechat_render import (
     plain_cover,
     prepare_image,
     render_article,
+    resolve_link,
     safe_prefix,
 )
 from tests.channels.helpers import image_bytes, media, snapshot
@@ -309,6 +310,40 @@ def test_links_tables_and_lists() -> None:
     assert [li.get_text() for li in soup.find_all("li")] == ["第一", "第二"]
     assert soup.find("h2").get_text() == "大标题"
     _check_safe(content)
+
+
+PAGE = "http://127.0.0.1:8080/disclosure/11340000MB0000000X/202611-00001"
+
+
+@pytest.mark.parametrize(
+    ("href", "expected"),
+    [
+        ("/files/2026/notice.pdf", "http://127.0.0.1:8080/files/2026/notice.pdf"),
+        ("attachment.pdf", "http://127.0.0.1:8080/disclosure/11340000MB0000000X/attachment.pdf"),
+        ("../guide/", "http://127.0.0.1:8080/disclosure/guide/"),
+        ("?page=2", f"{PAGE}?page=2"),
+        ("//www.gov.cn/zhengce/", "http://www.gov.cn/zhengce/"),
+        ("  https://www.gov.cn/a  ", "https://www.gov.cn/a"),
+        ("#section-2", ""),
+        ("mailto:x@example.org", ""),
+        ("javascript:alert(1)", ""),
+        ("", ""),
+    ],
+)
+def test_relative_links_resolve_against_the_website(href: str, expected: str) -> None:
+    assert resolve_link(href, PAGE) == expected
+    body = f'<p>请下载<a href="{href}">附件</a>。</p>'
+    content = render_article(snapshot(body_html=body, url=PAGE), "main").content
+    if expected:
+        assert f"附件（{expected}）" in content
+    else:
+        assert "附件" in content and "（" not in content
+    _check_safe(content)
+
+
+def test_relative_links_without_a_website_address_stay_text() -> None:
+    assert resolve_link("/files/a.pdf", "") == ""
+    assert resolve_link("/files/a.pdf", "file:///srv/x") == ""
 
 
 def test_oversized_content_is_cut_with_a_notice() -> None:

@@ -4,6 +4,7 @@ content reconciled from the timeline, rate limits and configuration errors, with
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,14 @@ class Platform:
         self.share_error: tuple[int, int] | None = None  # (http status, error_code)
         self.destroyed: list[str] = []
         self.pics: list[int] = []
+        # Like the real platform: links in the stored text become t.cn short links.
+        self.shorten = False
+        self.shown: list[str] = []
         self.canned = Canned(
             routes={
                 "2/statuses/share.json": self._share,
                 "2/statuses/user_timeline.json": self._timeline,
+                "2/statuses/show.json": self._show,
                 "2/statuses/destroy.json": self._destroy,
             }
         )
@@ -49,11 +54,11 @@ class Platform:
                 {"error": "nope", "error_code": code, "request": "/2/statuses/share.json"},
                 status=status,
             )
-        post = {
-            "id": 4900000000000000 + len(self.posts),
-            "idstr": str(4900000000000000 + len(self.posts)),
-            "text": form["status"],
-        }
+        text = str(form["status"])
+        if self.shorten:
+            text = re.sub(r"https?://\S+", "http://t.cn/A6x", text)
+        number = 4900000000000000 + len(self.posts) + len(self.destroyed)
+        post = {"id": number, "idstr": str(number), "text": text}
         self.posts.insert(0, post)
         return web.json_response(post)
 
@@ -61,6 +66,17 @@ class Platform:
         assert request.query["access_token"] == TOKEN
         page, count = int(request.query["page"]), int(request.query["count"])
         return web.json_response({"statuses": self.posts[(page - 1) * count : page * count]})
+
+    async def _show(self, request: web.Request) -> web.StreamResponse:
+        assert request.query["access_token"] == TOKEN
+        sid = request.query["id"]
+        self.shown.append(sid)
+        for post in self.posts:
+            if post["idstr"] == sid:
+                return web.json_response(post)
+        return web.json_response(
+            {"error": "target weibo does not exist!", "error_code": 20101}, status=400
+        )
 
     async def _destroy(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
@@ -229,3 +245,113 @@ async def test_correction_replaces_the_post(setup: Any, db: Database) -> None:
     assert platform.destroyed == [first.remote_id]
     with pytest.raises(PermanentError):
         await channel.push(channel.render(pub, "main"), ctx)
+
+
+async def test_same_title_different_links_are_never_confused(setup: Any, db: Database) -> None:
+    # Two publications with one title (a notice reissued for another district): each is
+    # posted once, and withdrawing one leaves the other's post alone.
+    platform, settings, channel = setup
+    title = "关于调整部分公交线路的通告"
+    a = await make_publication(db, settings, title=title)
+    b = await make_publication(db, settings, title=title)
+    assert a.url != b.url
+    post_a = await channel.publish(
+        channel.render(a, "main"), context(a, "main", "publish", delivery_id=1)
+    )
+    # B's retry (its first answer was lost) must post B, not "find" A's post.
+    post_b = await channel.publish(
+        channel.render(b, "main"), context(b, "main", "publish", delivery_id=2, attempt=2)
+    )
+    assert post_b.remote_id != post_a.remote_id and len(platform.posts) == 2
+    again = await channel.publish(
+        channel.render(b, "main"), context(b, "main", "publish", delivery_id=2, attempt=3)
+    )
+    assert again.remote_id == post_b.remote_id and len(platform.posts) == 2
+
+    withdraw_a = context(a, "main", "retract", delivery_id=3, remote=post_a)
+    receipt = await channel.retract(a, withdraw_a)
+    assert receipt.detail["deleted"] == [post_a.remote_id]
+    assert platform.destroyed == [post_a.remote_id]
+    assert [p["idstr"] for p in platform.posts] == [post_b.remote_id]
+    assert await channel.find(a, withdraw_a) is not None  # A is withdrawn
+    found_b = await channel.find(b, context(b, "main", "publish", delivery_id=2, attempt=2))
+    assert found_b is not None and found_b.remote_id == post_b.remote_id
+    # Withdrawing A again touches nothing of B's.
+    await channel.retract(a, withdraw_a)
+    assert [p["idstr"] for p in platform.posts] == [post_b.remote_id]
+
+
+async def test_withdrawal_check_asks_for_the_post_by_id(setup: Any, db: Database) -> None:
+    # After a crash, a post 400 places down a busy timeline is still there: asking by id
+    # says so, where a look at the newest pages would call it deleted.
+    platform, settings, channel = setup
+    pub = await make_publication(db, settings)
+    post = await channel.publish(
+        channel.render(pub, "main"), context(pub, "main", "publish", delivery_id=1)
+    )
+    for n in range(400):
+        platform.posts.insert(0, {"id": n, "idstr": f"other-{n}", "text": f"别的微博 {n}"})
+    withdraw = context(pub, "main", "retract", delivery_id=2, attempt=2, remote=post)
+    assert await channel.find(pub, withdraw) is None
+    assert post.remote_id in platform.shown
+    await channel.retract(pub, withdraw)
+    assert platform.destroyed == [post.remote_id] and len(platform.posts) == 400
+    assert await channel.find(pub, withdraw) is not None
+
+
+async def test_a_post_with_a_shortened_link_is_found_by_its_recorded_id(
+    setup: Any, db: Database
+) -> None:
+    # The real platform rewrites links to t.cn: after a crash between the post and its
+    # receipt, only the id recorded at share time tells which post is ours.
+    from publisher import queue
+    from publisher.models import Delivery
+
+    platform, settings, channel = setup
+    platform.shorten = True
+    pub = await make_publication(db, settings)
+    async with db.transaction() as session:
+        await queue.enqueue(session, publication_id=pub.id, channel="weibo", account="main")
+    [claimed] = await queue.claim(db, worker_id="w", limit=1, lease_seconds=60)
+    ctx = context(pub, "main", "publish", delivery_id=claimed.id)
+    rendition = channel.render(pub, "main")
+    first = await channel.publish(rendition, ctx)  # the worker dies before recording it
+    assert pub.url not in platform.posts[0]["text"]
+    async with db.sessions() as session:
+        row = await session.get(Delivery, claimed.id)
+        assert row is not None and row.receipt["idstr"] == first.remote_id
+    retry = dataclasses.replace(ctx, attempt=2)
+    assert (await channel.publish(rendition, retry)).remote_id == first.remote_id
+    found = await channel.find(pub, retry)
+    assert found is not None and found.remote_id == first.remote_id
+    assert len(platform.posts) == 1
+
+
+@pytest.mark.parametrize("problem", ["missing", "not_an_image"])
+async def test_an_unusable_picture_is_noted_not_silently_dropped(
+    setup: Any, db: Database, tmp_path: Path, problem: str
+) -> None:
+    platform, settings, channel = setup
+    pic = media(tmp_path, image_bytes(seed=9), "a.png")
+    if problem == "missing":
+        pic.path.unlink()
+    else:
+        pic.path.write_bytes(b"\x89PNG this is not a picture")
+    pub = dataclasses.replace(await make_publication(db, settings), images=(pic,))
+    receipt = await channel.publish(
+        channel.render(pub, "main"), context(pub, "main", "publish", delivery_id=1)
+    )
+    assert platform.pics == [] and len(platform.posts) == 1  # posted, without the picture
+    assert "不带图发布" in receipt.detail["picture"]
+
+
+async def test_an_oversized_picture_is_noted_before_approval(
+    setup: Any, db: Database, tmp_path: Path
+) -> None:
+    _platform, settings, channel = setup
+    pic = dataclasses.replace(media(tmp_path, image_bytes(seed=3), "big.png"), size=12_000_000)
+    pub = dataclasses.replace(await make_publication(db, settings), images=(pic,))
+    rendition = channel.render(pub, "main")
+    assert any("5 MB" in note for note in rendition.notes)
+    small = dataclasses.replace(pub, images=(media(tmp_path, image_bytes(seed=4), "s.png"),))
+    assert not any("5 MB" in note for note in channel.render(small, "main").notes)

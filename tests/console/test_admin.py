@@ -4,16 +4,18 @@ the calendar, and offices: a member acts only within their own."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from console.models import ApiToken
+from console.models import ApiToken, PasswordReset
 from govcast.settings import ExtraOfficeSettings, SandboxSettings
 from publisher import workflow
-from publisher.models import Alert, Delivery, Publication, User
+from publisher.models import Alert, AuditEntry, Delivery, Publication, User
 from publisher.orm import utcnow
+from tests.console.conftest import csrf_of
 from tests.console.helpers import compose_form
 
 
@@ -313,3 +315,114 @@ async def test_bulk_import_shows_progress(signed_in: Any, db: Any) -> None:
     empty.add_field("file", b"", filename="empty.jsonl")
     assert (await admin.post("/console/admin/import", empty)).status == 400
     assert (await admin.post("/console/admin/import", {"file": "not a file"})).status == 400
+
+
+async def _user_id(db: Any, name: str) -> int:
+    async with db.sessions() as session:
+        return int((await session.execute(select(User.id).where(User.name == name))).scalar_one())
+
+
+async def test_admin_changes_roles_audited_and_effective_at_once(signed_in: Any, db: Any) -> None:
+    admin = await signed_in("admin")
+    editor = await signed_in("editor")
+    editor_id = await _user_id(db, "editor")
+    assert (await editor.get("/console/review")).status == 403
+    # Non-admins are refused, whatever they ask for.
+    for member in (editor, await signed_in("approver")):
+        response = await member.post(
+            f"/console/users/{editor_id}/roles", {"office": "main", "roles": ["admin"]}
+        )
+        assert response.status == 403
+    bad = [
+        {"office": "main", "roles": ["king"]},
+        {"office": "nowhere", "roles": ["editor"]},
+        {"office": "main"},  # no role left anywhere: deactivate instead
+    ]
+    for form in bad:
+        assert (await admin.post(f"/console/users/{editor_id}/roles", form)).status == 400, form
+    admin_id = await _user_id(db, "admin")
+    own = await admin.post(
+        f"/console/users/{admin_id}/roles", {"office": "main", "roles": ["editor"]}
+    )
+    assert own.status == 400
+    done = await admin.post(
+        f"/console/users/{editor_id}/roles", {"office": "main", "roles": ["editor", "reviewer"]}
+    )
+    assert done.status == 303
+    # The editor's open session has the new role on its next request.
+    assert (await editor.get("/console/review")).status == 200
+    page = await (await admin.get("/console/users")).text()
+    assert f'id="roles-{editor_id}-main"' in page
+    async with db.sessions() as session:
+        user = await session.get(User, editor_id)
+        assert user is not None
+        assert {m.role for m in user.memberships} == {"editor", "reviewer"}
+        entry = (
+            await session.execute(select(AuditEntry).where(AuditEntry.action == "user.roles"))
+        ).scalar_one()
+    assert entry.actor == "admin" and entry.object_id == str(editor_id)
+    assert entry.detail["before"] == ["editor"]
+    assert entry.detail["after"] == ["editor", "reviewer"]
+    # And back: the role is taken away as promptly.
+    taken = await admin.post(
+        f"/console/users/{editor_id}/roles", {"office": "main", "roles": ["editor"]}
+    )
+    assert taken.status == 303
+    assert (await editor.get("/console/review")).status == 403
+
+
+async def test_admin_resets_a_password_and_the_holder_must_change_it(
+    signed_in: Any, db: Any
+) -> None:
+    admin = await signed_in("admin")
+    editor = await signed_in("editor")
+    editor_id = await _user_id(db, "editor")
+    refused = await (await signed_in("approver")).post(f"/console/users/{editor_id}/password")
+    assert refused.status == 403
+    weak = await admin.post(f"/console/users/{editor_id}/password", {"password": "short"})
+    assert weak.status == 400
+    response = await admin.post(f"/console/users/{editor_id}/password")
+    assert response.status == 200
+    page = await response.text()
+    match = re.search(r'<code id="temporary-password">([^<]+)</code>', page)
+    assert match, page
+    temporary = match.group(1)
+    assert len(temporary) == 14
+    assert response.headers["Cache-Control"] == "no-store"
+    # The editor's session ended; the old password is gone.
+    assert (await editor.get("/console/")).status == 303
+    assert (await editor.login()).status == 401
+    assert (await editor.login(temporary)).status == 303
+    # Signed in with the temporary password, only the password form is open.
+    home = await editor.get("/console/")
+    assert home.status == 303 and home.headers["Location"] == "/console/password"
+    form_page = await editor.get("/console/password")
+    assert "重置" in await form_page.text()
+    editor.csrf = csrf_of(await form_page.text())
+    assert (await editor.post("/console/publications/new", compose_form(editor.csrf))).status == 403
+    changed = await editor.post(
+        "/console/password",
+        {"current": temporary, "new": "my very own secret", "again": "my very own secret"},
+    )
+    assert changed.status == 303
+    assert (await editor.get("/console/")).status == 200
+    async with db.sessions() as session:
+        assert await session.get(PasswordReset, editor_id) is None
+        entries = list(
+            (
+                await session.execute(
+                    select(AuditEntry).where(AuditEntry.action == "user.password_reset")
+                )
+            ).scalars()
+        )
+    assert len(entries) == 1 and entries[0].detail == {"generated": True}
+    assert temporary not in str(entries[0].detail)
+    # A typed temporary password is not echoed back.
+    typed = await admin.post(
+        f"/console/users/{editor_id}/password", {"password": "typed temporary pw"}
+    )
+    assert typed.status == 200
+    assert "typed temporary pw" not in await typed.text()
+    # An admin cannot reset their own password here.
+    admin_id = await _user_id(db, "admin")
+    assert (await admin.post(f"/console/users/{admin_id}/password")).status == 400

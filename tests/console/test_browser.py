@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -150,6 +151,31 @@ async def _sandbox_titles(http: aiohttp.ClientSession, base: str, app: Any) -> d
     return shown
 
 
+async def _sandbox_wechat_content(http: aiohttp.ClientSession, base: str, app: Any) -> str:
+    """The content of every article the WeChat sandbox has published, joined."""
+    account = app[keys.SETTINGS].wechat.accounts["main"]
+    async with http.get(
+        f"{base}/sandbox/wechat/cgi-bin/token",
+        params={
+            "grant_type": "client_credential",
+            "appid": account.app_id,
+            "secret": account.app_secret.reveal(),
+        },
+    ) as response:
+        token = (await response.json())["access_token"]
+    async with http.post(
+        f"{base}/sandbox/wechat/cgi-bin/freepublish/batchget",
+        params={"access_token": token},
+        json={"offset": 0, "count": 20, "no_content": 0},
+    ) as response:
+        listing = await response.json()
+    return "".join(
+        f"{item.get('title', '')}\n{item.get('content', '')}"
+        for entry in listing.get("item", [])
+        for item in entry.get("content", {}).get("news_item", [])
+    )
+
+
 @pytest.mark.browser
 async def test_compose_review_publish_and_withdraw_in_a_browser(
     live: tuple[str, Any], tmp_path: Path
@@ -175,6 +201,8 @@ async def test_compose_review_publish_and_withdraw_in_a_browser(
             )
             await editor.set_input_files("#f-images", str(image))
             await editor.fill("#f-image_alt", "缴费流程图")
+            # The image goes into the body too, not only the cover and the Weibo picture.
+            await editor.check("#f-images_in_body")
             await _shot(editor, "01-compose")
             await editor.click("#save")
             await editor.wait_for_selector("text=草稿已保存")
@@ -227,10 +255,25 @@ async def test_compose_review_publish_and_withdraw_in_a_browser(
             response = await visitor.goto(report["url"])
             assert response is not None and response.status == 200
             assert TITLE in await visitor.content()
+            # The uploaded image is on the page, served and decoded by the browser.
+            picture = visitor.locator("img[alt='缴费流程图']")
+            assert await picture.count() == 1
+            assert "/media/" in (await picture.get_attribute("src") or "")
+            await picture.scroll_into_view_if_needed()
+            assert await picture.evaluate("img => img.complete && img.naturalWidth") == 600
             await _shot(visitor, "06-website")
             async with aiohttp.ClientSession() as http:
                 for platform, listing in (await _sandbox_titles(http, base, app)).items():
                     assert TITLE in listing, platform
+                # The article body re-hosts the image through media/uploadimg.
+                assert "wechat" in app[keys.CHANNELS]
+                content = await _sandbox_wechat_content(http, base, app)
+                assert TITLE in content
+                assert re.search(
+                    r'<img [^>]*src="https?://[^"]+/sandbox/wechat/mmbiz/[A-Za-z0-9_-]+"',
+                    content,
+                ), content[:2000]
+                assert "/media/" not in content
 
             # 4. The delivery board shows it.
             await approver.goto(f"{base}/console/deliveries")
@@ -241,11 +284,11 @@ async def test_compose_review_publish_and_withdraw_in_a_browser(
             ).count() == len(targets)
             await _shot(approver, "07-delivery-board")
 
-            # 5. A withdrawal removes it everywhere.
-            await approver.goto(f"{base}/console/publications/{publication_id}")
-            await approver.fill("#reason", "政策调整，撤回重发")
-            await approver.click("#withdraw")
+            # 5. A withdrawal, taken from the delivery board, removes it everywhere.
+            await approver.fill(f"#reason-{publication_id}", "政策调整，撤回重发")
+            await approver.click(f"form.withdraw[action$='/{publication_id}/withdraw'] button")
             await approver.wait_for_selector("text=已撤回")
+            assert approver.url.startswith(f"{base}/console/deliveries")
 
             async def retracted() -> bool:
                 report = await _report(app, publication_id)
@@ -265,5 +308,50 @@ async def test_compose_review_publish_and_withdraw_in_a_browser(
                     assert TITLE not in listing, platform
             await approver.goto(f"{base}/console/deliveries")
             await _shot(approver, "08-withdrawn")
+        finally:
+            await browser.close()
+
+
+@pytest.mark.browser
+async def test_insert_an_uploaded_image_at_the_cursor(
+    live: tuple[str, Any], tmp_path: Path
+) -> None:
+    base, _app = live
+    image = tmp_path / "map.png"
+    image.write_bytes(png("teal", (300, 200)))
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=BROWSER_ARGS
+        )
+        try:
+            editor = await _login(browser, base, "editor")
+            await editor.goto(f"{base}/console/publications/new")
+            await editor.fill("#f-title", "关于启用新办事地图的通知")
+            await editor.select_option("#f-category", "service")
+            await editor.fill("#f-issuing_body", "示例市政务服务中心")
+            await editor.fill("#f-body", "第一段。\n\n第二段。")
+            await editor.set_input_files("#f-images", str(image))
+            await editor.fill("#f-image_alt", "办事地图")
+            await editor.click("#save")
+            await editor.wait_for_selector("text=草稿已保存")
+            publication_id = int(editor.url.rsplit("/", 1)[1])
+            await editor.goto(f"{base}/console/publications/{publication_id}/edit")
+            button = editor.locator("button.insert-image")
+            await button.wait_for(state="visible")  # revealed by the script
+            body = editor.locator("#f-body")
+            # The cursor after the first paragraph: the image goes between the two.
+            await body.evaluate("el => el.setSelectionRange(4, 4)")
+            await button.click()
+            value = await body.input_value()
+            first, rest = value.split("![办事地图](<", 1)
+            assert first == "第一段。\n\n"
+            assert rest.split(">)", 1)[1] == "\n\n第二段。"
+            await _shot(editor, "09-insert-image")
+            await editor.click("#save")
+            await editor.wait_for_selector("text=已保存新版本")
+            frame = editor.frame_locator("iframe.preview[data-target='website']")
+            picture = frame.locator("img[alt='办事地图']")
+            await picture.wait_for()
+            assert "/media/" in (await picture.get_attribute("src") or "")
         finally:
             await browser.close()

@@ -6,7 +6,8 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from publisher import audit, queue, workflow
 from publisher.db import Database
@@ -449,3 +450,65 @@ async def test_push_is_sequenced_after_its_publish(
     async with db.sessions() as session:
         count = (await session.execute(select(func.count()).select_from(Delivery))).scalar_one()
     assert count == 2
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_concurrent_claims_never_overbook_a_rate_limit(
+    db: Database, database_url: str
+) -> None:
+    config = core()
+    async with db.transaction() as session:
+        office = await workflow.office_by_key(session, "main")
+        from tests.publisher.helpers import sample
+
+        for _ in range(8):
+            publication = await workflow.create(session, config, office, sample(), audit.CLI)
+            await queue.enqueue(
+                session, publication_id=publication.id, channel="weibo", account="main"
+            )
+    limits = {("weibo", "main"): (RateLimit(count=1, per_seconds=3600),)}
+    # Two workers in two processes: separate engines, separate connections.
+    first, second = Database(database_url), Database(database_url)
+    try:
+        async with db.transaction() as blocker:
+            # Hold the target's lock so that both claims get as far as counting while
+            # neither has committed: exactly the window in which they used to overbook.
+            await blocker.execute(
+                text("SELECT pg_advisory_xact_lock(:c, hashtext(:t))"),
+                {"c": queue.RATE_LOCK_CLASS, "t": queue.rate_lock_target("weibo", "main")},
+            )
+            claims = [
+                asyncio.create_task(
+                    queue.claim(
+                        handle, worker_id=name, limit=1, lease_seconds=30, rate_limits=limits
+                    )
+                )
+                for handle, name in ((first, "w1"), (second, "w2"))
+            ]
+            for _ in range(200):
+                waiting = (
+                    await blocker.execute(
+                        text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                            " AND classid = :c AND NOT granted"
+                        ),
+                        {"c": queue.RATE_LOCK_CLASS},
+                    )
+                ).scalar_one()
+                if waiting == 2:
+                    break
+                await asyncio.sleep(0.025)
+            assert waiting == 2, "both claims must wait for the target's lock"
+            assert not any(claim.done() for claim in claims)
+        taken = [row for claim in claims for row in await claim]
+    finally:
+        await first.dispose()
+        await second.dispose()
+    assert len(taken) == 1
+    async with db.sessions() as session:
+        sending = (
+            await session.execute(
+                select(func.count()).select_from(Delivery).where(Delivery.state == "sending")
+            )
+        ).scalar_one()
+    assert sending == 1

@@ -140,3 +140,46 @@ async def test_the_liveness_lock_is_taken_again_after_the_server_dropped_it(
         assert len(held) == 1
     finally:
         await holder.close()
+
+
+async def test_waiting_for_a_quota_window_never_uses_up_the_attempts(
+    db: Database, tmp_path: Path
+) -> None:
+    from publisher.outcomes import TransientError, WaitForWindow
+    from publisher.retry import RetryPolicy
+
+    config = core()
+    async with db.transaction() as session:
+        office = await workflow.office_by_key(session, "main")
+        publication = await workflow.create(session, config, office, sample(), audit.CLI)
+        await queue.enqueue(session, publication_id=publication.id, channel="fake", account="main")
+    channel = fake()
+    # Seven quota answers in a row with max_attempts 3: a month of waiting for the
+    # mass-send quota, then one ordinary failure, then success.
+    quota = WaitForWindow("群发配额已用完", code=45028, retry_after=0.001)
+    channel.script = [quota] * 7 + [TransientError("timeout"), None]
+    worker = make_worker(
+        db,
+        config,
+        [channel],
+        tmp_path,
+        policy=RetryPolicy(base_seconds=0.001, max_seconds=0.002, max_attempts=3),
+    )
+
+    async def row() -> Delivery:
+        async with db.sessions() as session:
+            return (await session.execute(select(Delivery))).scalar_one()
+
+    await worker.run_until_idle()
+    first = await row()
+    # Each quota answer hands its attempt back: still pending with none used up.
+    assert first.state != "dead", first.last_error
+    for _ in range(40):
+        await worker.run_until_idle()
+        if (await row()).state != "pending":
+            break
+        await asyncio.sleep(0.01)
+    done = await row()
+    assert done.state == "done" and done.attempts == 2  # the timeout and the success count
+    assert len(channel.call_times) == 9  # every quota answer was a real call
+    assert channel.remote.posts == {(publication.id, "main"): f"fake-{publication.id}-main"}

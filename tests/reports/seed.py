@@ -4,15 +4,16 @@ described as plain Python records so the tests can compute expectations independ
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from bot.cases.models import Case
+from bot.comments.models import Comment, CommentThread
 from publisher.db import Database
-from publisher.models import Delivery, Office, Publication
+from publisher.models import Delivery, Office, Publication, PublicationVersion
 from website.models import HitCount
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -77,6 +78,8 @@ class PubRec:
     imported: bool
     targets: list[tuple[str, str, datetime]]  # (channel, account, done_at)
     hits: int
+    # Set for a document repealed by a correction: its versions record when.
+    repealed_at: datetime | None = None
 
 
 @dataclass
@@ -88,9 +91,42 @@ class CaseRec:
 
 
 @dataclass
+class CommentRec:
+    platform: str
+    account: str
+    pub: int  # index into Seed.pubs
+    written_at: datetime
+    hidden: bool
+    replied: bool
+
+
+@dataclass
 class Seed:
     pubs: list[PubRec]
     cases: list[CaseRec]
+    comments: list[CommentRec] = field(default_factory=list)
+
+
+def build_comments(pubs: list[PubRec], seed: int = 11) -> list[CommentRec]:
+    """Comments under the WeChat articles and Weibo posts of the seeded publications."""
+    rng = random.Random(seed)
+    out = []
+    for n, p in enumerate(pubs):
+        for channel, account, done in p.targets:
+            if channel == "website":
+                continue
+            for _ in range(rng.randint(0, 4)):
+                out.append(
+                    CommentRec(
+                        channel,
+                        account,
+                        n,
+                        done + timedelta(hours=rng.randint(1, 24 * 40)),
+                        hidden=rng.random() < 0.15,
+                        replied=rng.random() < 0.55,
+                    )
+                )
+    return out
 
 
 def build(seed: int = 7) -> Seed:
@@ -135,6 +171,7 @@ def build(seed: int = 7) -> Seed:
                 hits=rng.randint(0, 500),
             )
         )
+    pubs += fixed_normative_documents()
     cases = []
     for _ in range(60):
         got = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(hours=rng.randint(0, 24 * 380))
@@ -146,7 +183,55 @@ def build(seed: int = 7) -> Seed:
         )
         rating = rng.randint(1, 5) if state == "rated" else None
         cases.append(CaseRec(state, got, replied, rating))
-    return Seed(pubs, cases)
+    return Seed(pubs, cases, build_comments(pubs))
+
+
+REPEALED_AT = datetime(2025, 7, 10, 2, 0, tzinfo=UTC)
+
+
+def fixed_normative_documents() -> list[PubRec]:
+    """A normative document repealed in July 2025 (and edited again in December, so its
+    ``updated_at`` is not the repeal date) and one in force: the figures always see both."""
+    published = datetime(2025, 3, 14, 2, 0, tzinfo=UTC)
+    common = {
+        "kind": "disclosure",
+        "category": "decision",
+        "body": BODIES[0],
+        "state": "published",
+        "approved_at": published,
+        "imported": False,
+        "hits": 0,
+    }
+    return [
+        PubRec(
+            id=0,
+            title="示例市城市道路占用挖掘管理办法",
+            created_at=published - timedelta(days=2),
+            published_at=published,
+            document_number="示政规〔2025〕1号",
+            validity="repealed",
+            updated_at=datetime(2025, 12, 20, 2, 0, tzinfo=UTC),
+            targets=[("website", "main", published + timedelta(minutes=1))],
+            repealed_at=REPEALED_AT,
+            **common,  # type: ignore[arg-type]
+        ),
+        PubRec(
+            id=0,
+            title="示例市公共资源交易管理暂行办法",
+            created_at=published + timedelta(days=35),
+            published_at=published + timedelta(days=37),
+            document_number="示政规〔2025〕2号",
+            validity="in_force",
+            updated_at=published + timedelta(days=37),
+            targets=[("website", "main", published + timedelta(days=37, minutes=1))],
+            **common,  # type: ignore[arg-type]
+        ),
+    ]
+
+
+def repeal_date(p: PubRec) -> datetime:
+    """The date the figures must count a repeal at."""
+    return p.repealed_at or p.updated_at
 
 
 async def insert(db: Database, data: Seed) -> None:
@@ -187,6 +272,52 @@ async def insert(db: Database, data: Seed) -> None:
                     )
                 )
             session.add(HitCount(publication_id=row.id, hits=rec.hits))
+            if rec.repealed_at is not None:
+                # v1 as published, v2 the correction that repealed it, v3 a later edit.
+                for version, (validity, at) in enumerate(
+                    [
+                        ("in_force", rec.created_at),
+                        ("repealed", rec.repealed_at),
+                        ("repealed", rec.updated_at),
+                    ],
+                    start=1,
+                ):
+                    session.add(
+                        PublicationVersion(
+                            publication_id=row.id,
+                            version=version,
+                            snapshot={"title": rec.title, "validity": validity},
+                            edited_at=at,
+                        )
+                    )
+        threads: dict[tuple[str, str, int], int] = {}
+        for k, cm in enumerate(data.comments):
+            rec = data.pubs[cm.pub]
+            key = (cm.platform, cm.account, rec.id)
+            if key not in threads:
+                thread = CommentThread(
+                    platform=cm.platform,
+                    account=cm.account,
+                    target=f"t{rec.id}",
+                    publication_id=rec.id,
+                )
+                session.add(thread)
+                await session.flush()
+                threads[key] = thread.id
+            session.add(
+                Comment(
+                    thread_id=threads[key],
+                    publication_id=rec.id,
+                    platform=cm.platform,
+                    account=cm.account,
+                    remote_id=f"c{k}",
+                    text="请问什么时候开始办理？",
+                    remote_created_at=cm.written_at,
+                    hidden=cm.hidden,
+                    reply_text="您好，已于本周开始办理。" if cm.replied else None,
+                    replied_at=cm.written_at + timedelta(hours=3) if cm.replied else None,
+                )
+            )
         for k, c in enumerate(data.cases):
             session.add(
                 Case(

@@ -57,7 +57,7 @@ async def test_figures_match_independent_computation(db: Database, label: str) -
     assert figures.normative_repealed == sum(
         1
         for p in normative
-        if p.validity in ("repealed", "expired") and start <= p.updated_at < end
+        if p.validity in ("repealed", "expired") and start <= seed.repeal_date(p) < end
     )
     assert figures.normative_in_force == sum(
         1
@@ -179,3 +179,77 @@ def test_bad_periods(text: str) -> None:
 )
 def test_percentile(values: list[int], q: float, expected: float | None) -> None:
     assert percentile(values, q) == expected
+
+
+async def test_repeal_is_dated_by_the_correction_not_the_last_edit(db: Database) -> None:
+    data = seed.build()
+    await seed.insert(db, data)
+    repealed, in_force = seed.fixed_normative_documents()
+    assert [p.title for p in data.pubs[-2:]] == [repealed.title, in_force.title]
+
+    async def figures(label: str) -> tuple[int, int, int]:
+        f = await compute_figures(db, parse_period(label), zone=seed.ZONE, now=seed.NOW)
+        return f.normative_issued, f.normative_repealed, f.normative_in_force
+
+    others = [p for p in data.pubs[:-2] if live(p) and p.kind == "disclosure" and p.document_number]
+
+    def expected(label: str) -> tuple[int, int, int]:
+        start, end = PERIODS.get(label) or LABELS[label]
+        return (
+            sum(1 for p in others if start <= p.published_at < end)  # type: ignore[operator]
+            + sum(1 for p in (repealed, in_force) if start <= p.published_at < end),  # type: ignore[operator]
+            sum(
+                1
+                for p in others
+                if p.validity in ("repealed", "expired") and start <= p.updated_at < end
+            )
+            + (1 if start <= seed.REPEALED_AT < end else 0),
+            sum(
+                1
+                for p in others
+                if p.validity in ("in_force", "amended") and p.published_at < end  # type: ignore[operator]
+            )
+            + (1 if in_force.published_at < end else 0),  # type: ignore[operator]
+        )
+
+    for label in ("2025-07", "2025-12", "2025-Q1", "2025-03"):
+        assert await figures(label) == expected(label), label
+    # The repealed document counts in July (its correction), not December (its last edit).
+    assert (await figures("2025-07"))[1] >= 1
+    assert (await figures("2025-12"))[1] == expected("2025-12")[1]
+
+
+LABELS = {
+    "2025-12": (datetime(2025, 11, 30, 16, tzinfo=UTC), datetime(2025, 12, 31, 16, tzinfo=UTC)),
+    "2025-Q1": (datetime(2024, 12, 31, 16, tzinfo=UTC), datetime(2025, 3, 31, 16, tzinfo=UTC)),
+    "2025-03": (datetime(2025, 2, 28, 16, tzinfo=UTC), datetime(2025, 3, 31, 16, tzinfo=UTC)),
+}
+
+
+@pytest.mark.parametrize("label", list(PERIODS))
+async def test_comment_figures_per_account(db: Database, label: str) -> None:
+    data = seed.build()
+    await seed.insert(db, data)
+    start, end = PERIODS[label]
+    expected: dict[str, list[int]] = {}
+    for c in data.comments:
+        if start <= c.written_at < end:
+            row = expected.setdefault(f"{c.platform}:{c.account}", [0, 0, 0])
+            row[0] += 1
+            row[1] += c.hidden
+            row[2] += c.replied and not c.hidden
+    assert sum(r[0] for r in expected.values()) > 0  # the seed has comments in the period
+    figures = await compute_figures(db, parse_period(label), zone=seed.ZONE, now=seed.NOW)
+    got = {c.target: [c.received, c.hidden, c.answered] for c in figures.comments}
+    assert got == expected
+    for c in figures.comments:
+        received, hidden, answered = expected[c.target]
+        assert c.answer_rate == answered / (received - hidden)
+    one = await compute_figures(
+        db, parse_period(label), zone=seed.ZONE, now=seed.NOW, account="weibo:main"
+    )
+    assert [c.target for c in one.comments] == (["weibo:main"] if "weibo:main" in expected else [])
+    by_office = await compute_figures(
+        db, parse_period(label), zone=seed.ZONE, now=seed.NOW, office_key="main"
+    )
+    assert {c.target: [c.received, c.hidden, c.answered] for c in by_office.comments} == expected

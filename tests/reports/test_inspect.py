@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -197,3 +197,20 @@ async def test_unreachable_site(db: Database) -> None:
         result = await inspect.run_inspection(db, _config("http://127.0.0.1:1"), http, now=NOW)
     reach = next(i for i in result.items if i.code == "site_unreachable")
     assert len(reach.problems) == 2 and "无法连接" in reach.problems[0].text
+
+
+def test_stale_columns_are_named_in_chinese() -> None:
+    from reports.figures import ColumnFigure
+
+    last = datetime(2026, 5, 1, 2, 0, tzinfo=UTC)
+    problems = inspect.stale_column_problems(
+        [
+            ColumnFigure("news", 3, last, stale=True, empty=False),
+            ColumnFigure("unheard_of", 1, None, stale=True, empty=False),
+        ],
+        ZoneInfo("Asia/Shanghai"),
+    )
+    assert [p.text for p in problems] == [
+        "栏目“新闻动态”最近更新：2026-05-01 10:00",
+        "栏目“unheard_of”最近更新：—",
+    ]

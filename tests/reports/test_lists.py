@@ -73,3 +73,75 @@ async def test_stored_lists_feed_the_checker(db: Database) -> None:
     assert set(DEFAULT_TYPOS) <= set(lists.typos)
     assert lists.leaders == (Leader("张建国", "市长"), Leader("赵卫东", "市长", False))
     assert lists.severities == {"typo": Severity.WARNING}
+
+
+class _Draft:
+    id = 1
+    title = "通知"
+    summary = ""
+    body_html = "<p>严禁赌博，远离色情。</p>"
+    channels = ("website",)
+
+
+async def test_checker_is_cached_until_the_lists_change(db: Database) -> None:
+    from reports.lists import checker_for, content_checks, remove_entry
+
+    async with db.transaction() as session:
+        await import_lines(session, "banned", "赌博")
+    async with db.sessions() as session:
+        first = await checker_for(session)
+        again = await checker_for(session)
+        assert first is again  # no change: the automaton is not rebuilt
+        assert [f.snippet for f in await content_checks(session, _Draft())] == [
+            "严禁赌博，远离色情。"
+        ]
+    # Another process (its own engine) changes the list: this one sees it at once.
+    other = Database(db.url)
+    try:
+        async with other.transaction() as session:
+            entry = await add_entry(session, "banned", "色情")
+    finally:
+        await other.dispose()
+    async with db.sessions() as session:
+        second = await checker_for(session)
+        assert second is not first
+        words = [
+            _Draft.body_html[3:][f.start : f.end] for f in await content_checks(session, _Draft())
+        ]
+    assert words == ["赌博", "色情"]
+    # An edit in place (same entry, new value) and a removal are seen as well.
+    async with db.transaction() as session:
+        await add_entry(session, "severity", "banned_word", "warning")
+    async with db.sessions() as session:
+        graded = {f.severity for f in await content_checks(session, _Draft())}
+    assert graded == {Severity.WARNING}
+    async with db.transaction() as session:
+        await add_entry(session, "severity", "banned_word", "error")
+    async with db.sessions() as session:
+        graded = {f.severity for f in await content_checks(session, _Draft())}
+    assert graded == {Severity.ERROR}
+    async with db.transaction() as session:
+        await remove_entry(session, entry.id)
+    async with db.sessions() as session:
+        codes = [f.code for f in await content_checks(session, _Draft())]
+    assert codes == ["banned_word"]
+
+
+async def test_stored_exceptions_reach_the_checker(db: Database) -> None:
+    from reports.lists import content_checks
+
+    class Draft:
+        id = 2
+        title = "推广最佳实践"
+        summary = ""
+        body_html = "<p>本方案为最佳方案。</p>"
+        channels = ("website",)
+
+    async with db.transaction() as session:
+        await import_lines(session, "banned", "最佳")
+        assert await import_lines(session, "allowed", "最佳实践\n# 注释") == 1
+    async with db.sessions() as session:
+        lists = await load_lists(session)
+        found = [(f.field, f.code) for f in await content_checks(session, Draft())]
+    assert lists.allowed_words == ("最佳实践",)
+    assert found == [("body", "banned_word")]  # the title's 最佳实践 is an exception

@@ -222,3 +222,137 @@ async def test_lists_need_role_csrf_and_same_origin(client: TestClient, db: Data
     assert (
         await client.post("/console/reports/lists", data=data, allow_redirects=False)
     ).status == 401
+
+
+async def _list_audit(db: Database) -> list[tuple[str, str, str, int, list[str]]]:
+    from publisher.models import AuditEntry
+
+    async with db.sessions() as session:
+        rows = (
+            await session.execute(
+                select(AuditEntry)
+                .where(AuditEntry.action.like("check_list.%"))
+                .order_by(AuditEntry.id)
+            )
+        ).scalars()
+        return [
+            (r.action, r.actor, r.object_id, r.detail["count"], r.detail["entries"]) for r in rows
+        ]
+
+
+async def test_severities_are_admin_only_and_list_changes_are_audited(
+    client: TestClient, db: Database
+) -> None:
+    csrf = await _csrf(db, client, "approver")
+    page = await (await client.get("/console/reports/lists")).text()
+    assert 'id="add-banned"' in page and 'id="add-severity"' not in page
+    refused = await client.post(
+        "/console/reports/lists",
+        data={"_csrf": csrf, "kind": "severity", "lines": "banned_word=warning"},
+        allow_redirects=False,
+    )
+    assert refused.status == 403 and await _lists(db) == []
+    added = await client.post(
+        "/console/reports/lists",
+        data={"_csrf": csrf, "kind": "banned", "lines": "赌博\n色情"},
+        allow_redirects=False,
+    )
+    assert added.status == 303
+    admin_csrf = await _csrf(db, client, "admin")
+    page = await (await client.get("/console/reports/lists")).text()
+    assert 'id="add-severity"' in page
+    assert (
+        await client.post(
+            "/console/reports/lists",
+            data={"_csrf": admin_csrf, "kind": "severity", "lines": "banned_word=warning"},
+            allow_redirects=False,
+        )
+    ).status == 303
+    from reports.models import CheckListEntry
+
+    async with db.sessions() as session:
+        rows = (await session.execute(select(CheckListEntry.term, CheckListEntry.id))).all()
+        ids = {term: entry_id for term, entry_id in rows}
+    csrf = await _csrf(db, client, "approver")
+    delete = f"/console/reports/lists/{ids['banned_word']}/delete"
+    assert (await client.post(delete, data={"_csrf": csrf}, allow_redirects=False)).status == 403
+    assert (
+        await client.post(
+            f"/console/reports/lists/{ids['色情']}/delete",
+            data={"_csrf": csrf},
+            allow_redirects=False,
+        )
+    ).status == 303
+    assert [(k, t, v) for k, t, v, _ in await _lists(db)] == [
+        ("banned", "赌博", ""),
+        ("severity", "banned_word", "warning"),
+    ]
+    assert await _list_audit(db) == [
+        ("check_list.import", "approver", "banned", 2, ["赌博", "色情"]),
+        ("check_list.import", "admin", "severity", 1, ["banned_word=warning"]),
+        ("check_list.remove", "approver", "banned", 1, ["色情"]),
+    ]
+
+
+async def test_comment_figures_on_the_page_and_in_the_csv(client: TestClient, db: Database) -> None:
+    from datetime import UTC, datetime
+
+    data = seed.build()  # the fixture inserted this same data set
+    start, end = datetime(2024, 12, 31, 16, tzinfo=UTC), datetime(2025, 12, 31, 16, tzinfo=UTC)
+    inside = [c for c in data.comments if start <= c.written_at < end]
+    received = len(inside)
+    hidden = sum(1 for c in inside if c.hidden)
+    answered = sum(1 for c in inside if c.replied and not c.hidden)
+    assert received > hidden > 0 and answered > 0
+    await _sign_in(db, client)
+    page = await (await client.get("/console/reports/figures?period=2025")).text()
+    table = page.split('<table id="comments">', 1)[1].split("</table>", 1)[0]
+    assert "微信、微博评论回复" in table and "wechat:main" in table and "weibo:main" in table
+    total = f'<th scope="row">合计</th><td>{received}</td><td>{hidden}</td><td>{answered}</td>'
+    assert total + f"<td>{answered / (received - hidden):.1%}</td>" in table
+    csv_text = (await (await client.get("/console/reports/annual/2025.csv")).read()).decode(
+        "utf-8-sig"
+    )
+    rows = [line.split(",") for line in csv_text.splitlines() if "政务新媒体评论回复情况" in line]
+    totals = {r[3]: r[4] for r in rows if r[2] == "合计"}
+    assert totals["收到评论（条）"] == str(received)
+    assert totals["已屏蔽（条）"] == str(hidden)
+    assert totals["已回复（条）"] == str(answered)
+    assert totals["回复率"] == f"{answered / (received - hidden) * 100:.1f}%"
+
+
+async def test_an_average_of_zero_days_is_shown_as_zero(
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    settings: Settings,
+    db: Database,
+    staff_members: Any,
+) -> None:
+    from datetime import UTC, datetime
+
+    from publisher.models import Office, Publication
+
+    at = datetime(2025, 6, 10, 2, 0, tzinfo=UTC)  # created and published the same day
+    async with db.transaction() as session:
+        office = (await session.execute(select(Office).where(Office.key == "main"))).scalar_one()
+        session.add(
+            Publication(
+                office_id=office.id,
+                kind="disclosure",
+                state="published",
+                title="当日公开的通知",
+                body_html="<p>正文。</p>",
+                category="service",
+                issuing_body="示例市人民政府办公室",
+                channels=["website"],
+                created_at=at,
+                updated_at=at,
+                published_at=at,
+                index_number="11340000MB0000000X/2025-99999",
+            )
+        )
+    client = await aiohttp_client(create_app(settings, roles={"web"}))
+    await _sign_in(db, client)
+    page = await (await client.get("/console/reports/figures?period=2025-06")).text()
+    assert '<th scope="row">平均公开用时（工作日）</th><td>0.0</td>' in page
+    empty = await (await client.get("/console/reports/figures?period=2024-06")).text()
+    assert '<th scope="row">平均公开用时（工作日）</th><td>—</td>' in empty

@@ -38,6 +38,15 @@ LINK = "http://127.0.0.1:8080/d/1"
         {"surprise": 1},
         {"timeout_phase": "during"},
         {"publish_failure_rate": 2},
+        {"publish_failure_statuses": [5]},
+        {"publish_failure_statuses": [0]},
+        {"publish_failure_statuses": []},
+        {"publish_failure_statuses": 3},
+        {"publish_failure_statuses": [True]},
+        {"submit_error_rate": 1.5},
+        {"submit_errcodes": [-1]},
+        {"submit_errcodes": "53503"},
+        {"submit_errcodes": []},
     ],
 )
 def test_parse_rejects(raw: Any) -> None:
@@ -161,3 +170,76 @@ async def test_latency_is_applied(h: Harness) -> None:
     await asyncio.sleep(0.2)
     assert not token_call.done()
     assert await asyncio.wait_for(token_call, 5)
+
+
+def test_parse_publish_knobs() -> None:
+    _, spec = parse_spec(
+        {
+            "publish_failure_rate": 0.5,
+            "publish_failure_statuses": [2, 6],
+            "submit_error_rate": 0.25,
+            "submit_errcodes": [53505],
+        }
+    )
+    assert spec.publish_failure_statuses == (2, 6) and spec.submit_errcodes == (53505,)
+    _, plain = parse_spec({})
+    assert plain.publish_failure_statuses == (3,)
+    assert plain.submit_errcodes == (53503, 53504, 53505) and plain.submit_error_rate == 0.0
+
+
+def test_publish_outcomes_follow_the_seed() -> None:
+    def run() -> list[int]:
+        faults = Faults()
+        faults.set(
+            *parse_spec(
+                {
+                    "platform": "wechat",
+                    "publish_failure_rate": 0.5,
+                    "publish_failure_statuses": [2, 3, 4, 6],
+                    "seed": 5,
+                }
+            )
+        )
+        return [faults.publish_outcome() for _ in range(100)]
+
+    first = run()
+    assert first == run() and set(first) == {0, 2, 3, 4, 6}
+    assert Faults().publish_outcome() == 0 and Faults().submit_error() is None
+
+
+async def test_resetting_faults_keeps_hanging_calls_releasable() -> None:
+    faults = Faults()
+    faults.set(*parse_spec({"timeout_rate": 1.0}))
+    hanging = asyncio.create_task(faults.hang())
+    await asyncio.sleep(0.05)
+    # A second POST while a call hangs: the call must still be released by the DELETE.
+    faults.set(*parse_spec({"timeout_rate": 1.0, "seed": 2}))
+    later = asyncio.create_task(faults.hang())
+    await asyncio.sleep(0.05)
+    assert not hanging.done() and not later.done()
+    faults.clear()
+    await asyncio.wait_for(asyncio.gather(hanging, later), 1)
+    # After a clear, new faults hang again (the spent event is not reused).
+    faults.set(*parse_spec({"timeout_rate": 1.0}))
+    again = asyncio.create_task(faults.hang())
+    await asyncio.sleep(0.05)
+    assert not again.done()
+    faults.clear()
+    await asyncio.wait_for(again, 1)
+
+
+async def test_reposted_faults_do_not_orphan_hanging_calls(h: Harness) -> None:
+    token = await h.token()
+    await h.client.post("/sandbox/_faults", json={"platform": "wechat", "timeout_rate": 1.0})
+    call = asyncio.create_task(h.wx("user/get", token=token, method="GET"))
+    await asyncio.sleep(0.3)
+    assert not call.done()
+    resp = await h.client.post(
+        "/sandbox/_faults", json={"platform": "wechat", "latency_ms": 10, "seed": 9}
+    )
+    assert resp.status == 200
+    await asyncio.sleep(0.2)
+    assert not call.done()
+    await h.client.delete("/sandbox/_faults")
+    data = await asyncio.wait_for(call, 5)
+    assert data["errcode"] == -1

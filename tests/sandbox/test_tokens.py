@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import update
 
+from sandbox.core import BEIJING
 from sandbox.models import SandboxCounter
 from tests.sandbox.conftest import APPID, SECRET, Harness
 
@@ -113,6 +115,31 @@ async def test_stable_force_refresh_limits(h: Harness) -> None:
     assert (await _stable(h, {**body, "force_refresh": True}))["errcode"] == 45011
     h.sandbox.clock.advance(30)
     assert "access_token" in await _stable(h, {**body, "force_refresh": True})
+
+
+async def test_stable_force_refresh_daily_quota_is_45009(h: Harness) -> None:
+    body = {
+        "grant_type": "client_credential",
+        "appid": APPID,
+        "secret": SECRET,
+        "force_refresh": True,
+    }
+    # Start just after midnight Beijing time so 21 refreshes 30 s apart share one quota day.
+    now = h.sandbox.clock.now().astimezone(BEIJING)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=5, microsecond=0)
+    h.sandbox.clock.advance((midnight - now).total_seconds())
+    tokens = set()
+    for _ in range(20):
+        data = await _stable(h, body)
+        assert "access_token" in data, data
+        tokens.add(data["access_token"])
+        h.sandbox.clock.advance(30)
+    assert len(tokens) == 20
+    assert (await _stable(h, body))["errcode"] == 45009
+    # An ordinary stable_token call still answers; the next day the quota is back.
+    assert "access_token" in await _stable(h, {**body, "force_refresh": False})
+    h.sandbox.clock.advance(86400)
+    assert "access_token" in await _stable(h, body)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -67,9 +68,18 @@ def _scenario(base: str) -> dict[str, Any]:
     out["user"] = client.user.get(followers["data"]["openid"][0])
     client.freepublish.delete(article_id)
     out["after_delete"] = client.freepublish.batchget(0, 10)["total_count"]
-    client.draft.delete(draft["media_id"])
+    # Published, the draft has left the draft box.
     try:
         client.draft.get(draft["media_id"])
+    except WeChatClientException as exc:
+        out["published_draft"] = exc.errcode
+    out["draft_count_after_publish"] = client.draft.count()["total_count"]
+    other = client.draft.add(
+        [{"title": "另一篇", "content": "<p>正文</p>", "thumb_media_id": thumb["media_id"]}]
+    )
+    client.draft.delete(other["media_id"])
+    try:
+        client.draft.get(other["media_id"])
     except WeChatClientException as exc:
         out["missing_draft"] = exc.errcode
     return out
@@ -86,6 +96,7 @@ async def test_wechatpy_client_against_sandbox(h: Harness) -> None:
     assert out["followers"] == 200
     assert out["user"]["subscribe"] == 1
     assert out["after_delete"] == 0
+    assert out["published_draft"] == 40007 and out["draft_count_after_publish"] == 0
     assert out["missing_draft"] == 40007
 
 
@@ -112,3 +123,77 @@ def _retired(base: str) -> int:
 @pytest.mark.parametrize("runner", [_retired])
 async def test_wechatpy_sees_retired_api(h: Harness, runner: Any) -> None:
     assert await asyncio.to_thread(runner, h.base) == 45103
+
+
+def _errcode(call: Any) -> int:
+    try:
+        call()
+    except WeChatClientException as exc:
+        return int(exc.errcode)
+    return 0
+
+
+def _messages(base: str, openid: str) -> dict[str, Any]:
+    client = SandboxClient(base)
+    out: dict[str, Any] = {}
+    url = client.media.upload_image(("body.png", io.BytesIO(png_bytes(2048)), "image/png"))
+    out["image_url"] = url
+    thumb = client.material.add("image", ("cover.png", io.BytesIO(png_bytes()), "image/png"))
+    draft = client.draft.add(
+        [
+            {
+                "title": "群发图文",
+                "content": f'<p>正文</p><img src="{url}">',
+                "thumb_media_id": thumb["media_id"],
+            }
+        ]
+    )
+    out["content"] = client.draft.get(draft["media_id"])["news_item"][0]["content"]
+    sent = client.message.send_mass_article(
+        draft["media_id"], is_to_all=True, client_msg_id="wechatpy-mass-1"
+    )
+    out["mass"] = sent
+    out["mass_again"] = _errcode(
+        lambda: client.message.send_mass_article(
+            draft["media_id"], is_to_all=True, client_msg_id="wechatpy-mass-1"
+        )
+    )
+    out["mass_status"] = client.message.get_mass(sent["msg_id"])["msg_status"]
+    out["preview"] = client.message.send_mass_article(draft["media_id"], openid, preview=True)[
+        "errcode"
+    ]
+    out["text_no_window"] = _errcode(lambda: client.message.send_text(openid, "答复"))
+    out["template"] = client.message.send_template(
+        openid, "TPL-REPLY", {"first": {"value": "您的申请已受理"}}, url="http://127.0.0.1/c/1"
+    )
+    return out
+
+
+def _text_in_window(base: str, openid: str) -> list[int]:
+    client = SandboxClient(base)
+    return [_errcode(partial(client.message.send_text, openid, f"答复{i}")) for i in range(6)]
+
+
+async def test_wechatpy_messages_against_sandbox(h: Harness) -> None:
+    openid = h.sandbox.followers("main")[8]
+    out = await asyncio.to_thread(_messages, h.base, openid)
+    assert out["image_url"].startswith(h.base + "/sandbox/wechat/mmbiz/")
+    served = await h.client.get(out["image_url"].removeprefix(h.base))
+    assert served.status == 200 and served.content_type == "image/png"
+    # The uploadimg URL is accepted inside the article body (others are dropped).
+    assert out["image_url"] in out["content"]
+    assert out["mass"]["errcode"] == 0 and out["mass"]["msg_id"] and out["mass"]["msg_data_id"]
+    assert out["mass_again"] == 45065
+    assert out["mass_status"] in ("SENDING", "SEND_SUCCESS")
+    assert out["preview"] == 0
+    assert out["text_no_window"] == 45015
+    assert out["template"]["errcode"] == 0 and out["template"]["msgid"]
+    page = await (await h.client.get("/sandbox/wechat/main/phone?follower=8")).text()
+    assert "TPL-REPLY" in page and "您的申请已受理" in page
+    # After the citizen writes, wechatpy's send_text gets 5 through, then 45047.
+    resp = await h.client.post(
+        "/sandbox/wechat/_citizen/send", json={"follower": 8, "content": "请问进度"}
+    )
+    assert resp.status == 200
+    codes = await asyncio.to_thread(_text_in_window, h.base, openid)
+    assert codes == [0, 0, 0, 0, 0, 45047]

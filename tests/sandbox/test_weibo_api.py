@@ -207,3 +207,40 @@ async def test_comments(h: Harness) -> None:
 async def test_follower_comment_validation(h: Harness, body: Any) -> None:
     resp = await h.client.post("/sandbox/weibo/_followers/comment", json=body)
     assert resp.status == 400 and "error" in await resp.json()
+
+
+async def test_picture_of_exactly_five_megabytes_is_refused(h: Harness) -> None:
+    limit = 5 * 1024 * 1024
+    exact = jpeg_bytes(limit - 6)
+    under = jpeg_bytes(limit - 7)
+    assert (len(exact), len(under)) == (limit, limit - 1)
+    status, data = await _share_pic(h, exact, text=f"整五兆 {LINK}")
+    assert (status, data["error_code"]) == (400, 20006)
+    _, timeline = await h.wb("GET", "statuses/user_timeline.json")
+    assert timeline["total_number"] == 0
+    status, data = await _share_pic(h, under, text=f"差一字节 {LINK}")
+    assert status == 200 and data["original_pic"].startswith(h.base)
+
+
+async def test_comments_hourly_limit(h: Harness) -> None:
+    # Start at the top of an hour (Beijing time) so the 61 comments share one hour.
+    from datetime import timedelta
+
+    from sandbox.core import BEIJING
+
+    now = h.sandbox.clock.now().astimezone(BEIJING)
+    top = (now + timedelta(hours=1)).replace(minute=0, second=1, microsecond=0)
+    h.sandbox.clock.advance((top - now).total_seconds())
+    _, post = await h.wb("POST", "statuses/share.json", status=f"征求意见 {LINK}")
+    for i in range(60):
+        status, data = await h.wb(
+            "POST", "comments/create.json", id=str(post["id"]), comment=f"说明{i}"
+        )
+        assert status == 200, data
+    status, data = await h.wb("POST", "comments/create.json", id=str(post["id"]), comment="多一条")
+    assert (status, data["error_code"]) == (403, 10023)
+    _, shown = await h.wb("GET", "comments/show.json", id=str(post["id"]))
+    assert shown["total_number"] == 60
+    h.sandbox.clock.advance(3600)
+    status, _ = await h.wb("POST", "comments/create.json", id=str(post["id"]), comment="下一小时")
+    assert status == 200

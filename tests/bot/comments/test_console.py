@@ -122,7 +122,8 @@ async def test_hostile_comment_is_harmless_in_chromium(
         async with aiohttp.ClientSession() as http:
             pub = await publish_both(app, origin)
             await wechat_comment(http, origin, pub.msg_data_id, HOSTILE)
-            assert await tick(app, "comments_collect") == 1
+            await weibo_comment(http, origin, pub.status_id, HOSTILE)
+            assert await tick(app, "comments_collect") == 2
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
                 executable_path="/usr/bin/chromium", headless=True, args=BROWSER_ARGS
@@ -136,16 +137,21 @@ async def test_hostile_comment_is_harmless_in_chromium(
                 await page.fill("#password", PASSWORD)
                 await page.click("#login")
                 await page.wait_for_url(f"{origin}/console/")
-                await page.goto(f"{origin}/console/comments")
-                cell = page.locator("#comments .comment-text a").first
-                assert HOSTILE[:60] in (await cell.inner_text())
-                await cell.click()
-                await page.wait_for_selector("#comment-text")
-                assert (await page.inner_text("#comment-text")).strip() == HOSTILE
-                assert await page.evaluate("window.__pwned === undefined")
-                assert await page.locator("#main img").count() == 0
-                assert dialogs == []
                 (ARTIFACTS / "comments").mkdir(parents=True, exist_ok=True)
-                await page.screenshot(path=str(ARTIFACTS / "comments" / "comment.png"))
+                # The WeChat comment and the Weibo one, each from the inbox to its page.
+                for platform in ("wechat", "weibo"):
+                    await page.goto(f"{origin}/console/comments?platform={platform}")
+                    cells = page.locator("#comments .comment-text a")
+                    assert await cells.count() == 1
+                    assert HOSTILE[:60] in (await cells.first.inner_text())
+                    assert await page.evaluate("window.__pwned === undefined")
+                    await cells.first.click()
+                    await page.wait_for_selector("#comment-text")
+                    assert (await page.inner_text("#comment-text")).strip() == HOSTILE
+                    assert await page.evaluate("window.__pwned === undefined")
+                    assert await page.locator("#main img").count() == 0
+                    assert "49" not in await page.inner_text("#comment-text")
+                    await page.screenshot(path=str(ARTIFACTS / "comments" / f"{platform}.png"))
+                assert dialogs == []
             finally:
                 await browser.close()

@@ -117,3 +117,17 @@ def test_public_text_masks_personal_data() -> None:
     shown = service.public_text(comment)
     assert "13912345678" not in shown and "11010519491231002X" not in shown
     assert shown.startswith("我的电话")
+
+
+def test_parse_backfill() -> None:
+    assert service.parse_backfill("4990000000000123:4990000000000007") == (
+        4990000000000123,
+        4990000000000007,
+    )
+    for bad in (None, "", "12", "12:", ":5", "x:5", "12:5x", "1:2:3"):
+        assert service.parse_backfill(bad) is None, bad
+
+
+def test_unknown_inbox_state_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        service.state_condition("deleted")
