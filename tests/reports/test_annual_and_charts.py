@@ -96,6 +96,29 @@ def test_csv_has_every_cell_with_its_source() -> None:
     assert {r["source"] for r in rows} == {"auto", "staff"}
 
 
+def test_application_and_review_tables_follow_the_2021_layout() -> None:
+    report = annual.build_report(2025, "办公室", figures())
+    tables = {t.key: t for section in report.sections for t in section.tables}
+    table3, table4 = tables["table3"], tables["table4"]
+    labels = [row[0] for row in table3.rows]
+    # New + carried over, the coded outcomes (一 to 七), carried forward: 25 rows.
+    assert len(labels) == 25
+    assert labels[0].startswith("一、本年新收") and labels[-1] == "四、结转下年度继续办理"
+    assert sum(label.startswith("（三）不予公开") for label in labels) == 8
+    assert sum(label.startswith("（四）无法提供") for label in labels) == 3
+    assert sum(label.startswith("（五）不予处理") for label in labels) == 5
+    assert sum(label.startswith("（六）其他处理") for label in labels) == 3
+    # Applicant types: natural persons, five kinds of organisation, total.
+    assert len(table3.columns) == 8 and all(len(row) == 8 for row in table3.rows)
+    # Review, litigation without review, litigation after review: 5 outcomes each.
+    assert len(table4.columns) == 16
+    assert sum(c.endswith("·总计") for c in table4.columns) == 3
+    assert all(cell is annual.STAFF for row in (*table3.rows, *table4.rows) for cell in row[1:])
+    rows = list(csv.DictReader(io.StringIO(annual.render_csv(report))))
+    assert sum(r["table"] == table3.caption for r in rows) == 25 * 7
+    assert any(r["column"] == "行政诉讼·复议后起诉·尚未审结" for r in rows)
+
+
 def test_csv_neutralises_formulas_and_html_escapes_hostile_names() -> None:
     hostile = figures(by_channel={'=HYPERLINK("http://x")': 1, "<script>alert(1)</script>": 2})
     report = annual.build_report(2025, "<b>办公室</b>", hostile)
