@@ -26,14 +26,12 @@ class InboundMessageRecord(Base):
     """
 
     __tablename__ = "bot_inbound"
-    __table_args__ = (
-        UniqueConstraint("account", "dedup_key"),
-        Index("ix_bot_inbound_received_ts", "received_ts"),
-    )
+    # PostgreSQL: BRIN for the hourly retention purge's range over an append-only column.
+    __table_args__ = (Index("ix_bot_inbound_received_ts", "received_ts", postgresql_using="brin"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    account: Mapped[str] = mapped_column(String(64))
-    dedup_key: Mapped[str] = mapped_column(String(300))
+    # The dedup key is the primary key: every statement finds the row by it.
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(300), primary_key=True)
     openid: Mapped[str] = mapped_column(String(128))
     msg_type: Mapped[str] = mapped_column(String(32))
     received_ts: Mapped[int] = mapped_column(BigInteger)
