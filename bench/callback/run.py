@@ -456,8 +456,21 @@ def main() -> None:
             return med[f"{server} safe"]["cpu_us"] - med[f"{server} plain"]["cpu_us"]
 
         kw = med["govcast keyword plain"]["rps"]
+
+        def paired(a: str, b: str) -> str:
+            # Each round runs the scenarios back to back: a round's ratio compares the two
+            # under the same conditions of this shared machine, which drift between rounds.
+            ratios = [x["rps"] / y["rps"] for x, y in zip(results[a], results[b], strict=True)]
+            listed = ", ".join(f"{r:.2f}" for r in ratios)
+            return f"median of rounds {statistics.median(ratios):.2f}x ({listed})"
+
         print(
-            f"\nkeyword plain / WeRoBot echo plain = {kw / med['werobot echo plain']['rps']:.2f}x (target >= 1.5)"
+            f"\nper round: keyword plain / WeRoBot echo plain ="
+            f" {paired('govcast keyword plain', 'werobot echo plain')};"
+            f" / minimal echo plain = {paired('govcast keyword plain', 'minimal echo plain')}"
+        )
+        print(
+            f"\nkeyword plain / WeRoBot echo plain = {kw / med['werobot echo plain']['rps']:.3f}x (ratio of medians; target >= 1.5)"
             f"\nkeyword plain / minimal echo plain = {kw / med['minimal echo plain']['rps']:.0%} (target >= 50 %)"
             f"\nkeyword safe / WeRoBot echo safe = {med['govcast keyword safe']['rps'] / med['werobot echo safe']['rps']:.2f}x"
             f"\nkeyword safe / minimal echo safe = {med['govcast keyword safe']['rps'] / med['minimal echo safe']['rps']:.0%}"
